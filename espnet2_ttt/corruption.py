@@ -1,0 +1,122 @@
+"""Training-time corruption: absorbing-diffusion masking and the three train/test-gap strategies.
+
+* BANOM (batch-level AR/NAR mixing): with probability ``banom_prob`` a micro-batch keeps its
+  audio clean and trains the AR loss only.  One draw per forward call (per device micro-batch).
+* PPM (prefix preservation masking): per sample, with probability ``ppm_prob``, pick one of the
+  maskable span starts uniformly and keep every maskable position before it clean.  Choosing
+  the first span preserves nothing, so single-span samples are unaffected.
+* SST (stochastic span truncation): per sample, with probability ``sst_prob``, cut the final
+  span of the last assistant turn after ``k ~ UniformInt[max(floor(0.3 n), 5), floor(0.9 n)]`` of
+  its ``n`` codes (only when ``n > 10`` and the bounds are ordered), dropping its end marker and
+  everything after it (the turn's ``<|im_end|>`` included).  Not applied to PT data.
+
+All draws come from the ``generator`` argument (CPU), so a run is reproducible from its seed.
+Shapes: ``ids`` [B, L] long, ``valid`` / masks [B, L] bool, per-sample values [B].
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from espnet2_ttt.mask import span_starts
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+
+@dataclass
+class CorruptionConfig:
+    banom_prob: float = 0.3  # p_mix: probability of a clean (AR-only) micro-batch
+    ppm_prob: float = 0.3  # p_prefix
+    sst_prob: float = 0.5  # p_trunc
+    eps: float = 1e-3  # floor of the masking probability p = (1 - eps) t + eps
+    sst_min_codes: int = 10  # final spans of <= this many codes are never truncated
+    sst_keep_min: float = 0.3
+    sst_keep_max: float = 0.9
+    sst_keep_floor: int = 5
+
+    def __post_init__(self):
+        for name in ("banom_prob", "ppm_prob", "sst_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if not 0.0 <= self.eps < 1.0:
+            raise ValueError(f"eps must be in [0, 1), got {self.eps}")
+
+
+def _uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator).to(device)
+
+
+def banom_keeps_clean(cfg: CorruptionConfig, generator: Optional[torch.Generator] = None) -> bool:
+    """BANOM: one draw per micro-batch; True -> clean audio, AR loss only."""
+    return bool(torch.rand((), generator=generator) < cfg.banom_prob)
+
+
+def stochastic_span_truncation(
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    vocab: TtTVocabulary,
+    cfg: CorruptionConfig,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """SST.  Returns (ids, lengths) with truncated samples cut and re-padded with <pad>."""
+    ids, lengths = ids.clone(), lengths.clone()
+    draw = torch.rand(ids.shape[0], generator=generator)
+    frac = torch.rand(ids.shape[0], generator=generator)
+    for b in range(ids.shape[0]):
+        n_valid = int(lengths[b])
+        row = ids[b, :n_valid]
+        if n_valid == 0 or int(row[0]) != vocab.im_start_id or draw[b] >= cfg.sst_prob:
+            continue  # PT data (no template) or not drawn
+        starts = torch.nonzero(row == vocab.soa_last_id).flatten()
+        if starts.numel() == 0 or int(starts[-1]) < int(torch.nonzero(row == vocab.im_start_id).flatten()[-1]):
+            continue  # the last turn has no final span
+        s = int(starts[-1])
+        ends = torch.nonzero(row[s + 1 :] == vocab.eoa_last_id).flatten()
+        if ends.numel() == 0:
+            continue  # already truncated
+        n = int(ends[0])  # codes between <|begin_of_quad|> and <|end_of_audio_span_last|>
+        if n <= cfg.sst_min_codes:
+            continue
+        lo = max(int(cfg.sst_keep_min * n), cfg.sst_keep_floor)
+        hi = int(cfg.sst_keep_max * n)
+        if lo >= hi:
+            continue
+        keep = lo + min(int(frac[b] * (hi - lo + 1)), hi - lo)
+        lengths[b] = s + 1 + keep
+        ids[b, s + 1 + keep :] = vocab.pad_id
+    return ids, lengths
+
+
+def prefix_preservation(
+    maskable: torch.Tensor,
+    cfg: CorruptionConfig,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """PPM.  [B, L] maskable -> [B, L] maskable with a clean prefix removed for drawn samples."""
+    starts = span_starts(maskable)
+    n_starts = starts.sum(1)
+    draw = _uniform(maskable.shape[0], generator, maskable.device)
+    pick = _uniform(maskable.shape[0], generator, maskable.device)
+    chosen = torch.minimum((pick * n_starts).long(), (n_starts - 1).clamp(min=0))  # index of the kept span
+    rank = torch.cumsum(starts.long(), dim=1) - 1  # which span each position belongs to (-1 before the first)
+    apply = (draw < cfg.ppm_prob) & (n_starts > 0)
+    preserved = apply[:, None] & (rank < chosen[:, None])
+    return maskable & ~preserved
+
+
+def diffusion_corruption(
+    ids: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    cfg: CorruptionConfig,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Absorbing forward process: t ~ U(0,1), p = (1 - eps) t + eps per sample; each maskable
+    position becomes [M] independently with probability p.
+
+    Returns (noisy_ids [B, L], masked [B, L] bool, p [B]).
+    """
+    t = _uniform(ids.shape[0], generator, ids.device)
+    p = (1.0 - cfg.eps) * t + cfg.eps
+    masked = maskable & (_uniform(ids.shape, generator, ids.device) < p[:, None])
+    return torch.where(masked, torch.full_like(ids, mask_id), ids), masked, p

@@ -1,0 +1,115 @@
+"""TtTModel: the ESPnet model that owns the hybrid AR + absorbing-diffusion objective."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+from espnet2_ttt.corruption import (
+    CorruptionConfig,
+    banom_keeps_clean,
+    diffusion_corruption,
+    prefix_preservation,
+    stochastic_span_truncation,
+)
+from espnet2_ttt.losses import ar_text_loss, masked_diffusion_loss
+from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.models.transformer import AbsBackbone
+from espnet2_ttt.sequence import supervised_mask
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+
+class TtTModel(AbsESPnetModel):
+    """Text-to-Talk over any backbone.
+
+    forward(seq [B, L] long, seq_lengths [B]) -> (loss, stats, weight = B).
+
+    Training: SST on the batch, then BANOM decides clean (AR only) or diffusion (PPM,
+    masking, AR + diffusion loss).  Evaluation: no SST/BANOM/PPM; the diffusion loss is
+    always computed with draws from a generator re-seeded with ``eval_seed`` whenever the
+    model enters eval mode, so validation numbers are deterministic and comparable.
+
+    Args:
+        token_list: the ESPnet token list (see :class:`TtTVocabulary`).
+        backbone: a built :class:`AbsBackbone` with ``vocab_size == len(token_list)``.
+        ar_weight, diffusion_weight: loss = ar_weight * L_AR + diffusion_weight * L_diff.
+        banom_prob, ppm_prob, sst_prob, eps: see :mod:`espnet2_ttt.corruption` (0 disables).
+        ar_on_masked_inputs: official behaviour (True) scores the AR target after a masked
+            position too; False drops text targets whose input position is [M].
+    """
+
+    def __init__(
+        self,
+        token_list: Union[Sequence[str], TtTVocabulary],
+        backbone: AbsBackbone,
+        ar_weight: float = 1.0,
+        diffusion_weight: float = 1.0,
+        banom_prob: float = 0.3,
+        ppm_prob: float = 0.3,
+        sst_prob: float = 0.5,
+        eps: float = 1e-3,
+        ar_on_masked_inputs: bool = True,
+        eval_seed: int = 0,
+    ):
+        super().__init__()
+        self.vocab = token_list if isinstance(token_list, TtTVocabulary) else TtTVocabulary(token_list)
+        if backbone.vocab_size != len(self.vocab):
+            raise ValueError(f"backbone vocab_size {backbone.vocab_size} != token list size {len(self.vocab)}")
+        self.backbone = backbone
+        self.ar_weight, self.diffusion_weight = ar_weight, diffusion_weight
+        self.corruption = CorruptionConfig(banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eps=eps)
+        self.ar_on_masked_inputs = ar_on_masked_inputs
+        self.eval_seed = eval_seed
+        self._eval_generator = torch.Generator().manual_seed(eval_seed)
+        self.register_buffer("audio_side_table", self.vocab.audio_side_table.clone(), persistent=False)
+
+    def train(self, mode: bool = True):
+        if not mode and self.training:
+            self._eval_generator.manual_seed(self.eval_seed)
+        return super().train(mode)
+
+    def forward(self, seq: torch.Tensor, seq_lengths: torch.Tensor, **kwargs) -> Tuple[torch.Tensor, Dict, torch.Tensor]:
+        self.vocab.check_ids(seq, "TtTModel input batch")
+        seq_lengths = seq_lengths.to(seq.device)
+        gen = None if self.training else self._eval_generator
+        if self.training and self.corruption.sst_prob > 0:
+            seq, seq_lengths = stochastic_span_truncation(seq, seq_lengths, self.vocab, self.corruption)
+        L = int(seq_lengths.max())
+        seq = seq[:, :L]
+        valid = torch.arange(L, device=seq.device)[None, :] < seq_lengths[:, None]
+        is_audio = self.audio_side_table[seq]
+        supervised = supervised_mask(seq, valid, self.vocab)
+        attn_mask = build_modality_mask(is_audio, valid)
+
+        clean = self.training and banom_keeps_clean(self.corruption)
+        maskable = is_audio & supervised
+        if clean or not bool(maskable.any()) or self.diffusion_weight == 0:
+            inputs, masked = seq, None
+        else:
+            if self.training:
+                maskable = prefix_preservation(maskable, self.corruption)
+            inputs, masked, p = diffusion_corruption(seq, maskable, self.vocab.mask_id, self.corruption, gen)
+
+        logits = self.backbone(inputs, attn_mask)
+        text_targets = supervised & ~is_audio
+        if masked is not None and not self.ar_on_masked_inputs:
+            text_targets = text_targets & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
+        loss_ar, ok_text, n_text = ar_text_loss(logits, seq, text_targets)
+        stats = {"loss_ar": loss_ar.detach(), "acc_text": _ratio(ok_text, n_text)}
+        loss = self.ar_weight * loss_ar
+        ok_all, n_all = ok_text, n_text
+        if masked is not None:
+            n_maskable = maskable.sum(1).clamp(min=1)
+            loss_diff, ok_audio, n_audio = masked_diffusion_loss(logits, seq, masked, p, n_maskable)
+            loss = loss + self.diffusion_weight * loss_diff
+            stats.update(loss_diff=loss_diff.detach(), acc_audio=_ratio(ok_audio, n_audio))
+            ok_all, n_all = ok_all + ok_audio, n_all + n_audio
+        stats.update(loss=loss.detach(), acc=_ratio(ok_all, n_all))
+        return force_gatherable((loss, stats, seq.shape[0]), loss.device)
+
+    def collect_feats(self, seq: torch.Tensor, seq_lengths: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        return {}
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> Optional[torch.Tensor]:
+    return (num.float() / den).detach() if int(den) > 0 else None

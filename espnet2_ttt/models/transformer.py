@@ -1,0 +1,223 @@
+"""The built-in TtT backbone: a decoder-only Transformer in one file.
+
+RoPE positions, RMSNorm (pre-norm), SwiGLU MLP, grouped-query attention through
+``torch.nn.functional.scaled_dot_product_attention`` with an explicit boolean mask (the
+modality-aware mask of :mod:`espnet2_ttt.mask`).  Nothing here knows about text or audio:
+the caller decides which position may see which.
+
+KV cache contract (used by the decoder):
+    cache = model.new_cache()
+    logits = model(ids_prefix, mask_prefix, pos_prefix, cache=cache, extend_cache=True)
+        # the prefix keys/values are appended to the cache
+    logits = model(ids_new, mask_new, pos_new, cache=cache)
+        # ids_new attend to cache + themselves; the cache is left unchanged
+``mask_new`` is [B, 1, L_new, cache.length + L_new].
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+class KVCache:
+    """Keys/values of a fixed prefix, per layer: [B, H_kv, T, D]."""
+
+    def __init__(self, num_layers: int):
+        self.keys: List[Optional[torch.Tensor]] = [None] * num_layers
+        self.values: List[Optional[torch.Tensor]] = [None] * num_layers
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` positions."""
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is not None:
+                self.keys[i], self.values[i] = k[:, :, :length], v[:, :, :length]
+
+    def attend_to(self, layer: int, k: torch.Tensor, v: torch.Tensor, extend: bool):
+        """Keys/values the new positions attend to; stores them when ``extend``."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        if extend:
+            self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+class AbsBackbone(nn.Module, ABC):
+    """What the TtT model and decoder need from a backbone."""
+
+    vocab_size: int
+
+    @abstractmethod
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attn_mask: Optional[torch.Tensor],
+        position_ids: Optional[torch.Tensor] = None,
+        cache=None,
+        extend_cache: bool = False,
+    ) -> torch.Tensor:
+        """[B, Lq] ids, [B, 1, Lq, Lk] bool mask (None = plain causal) -> [B, Lq, V] logits."""
+
+    @abstractmethod
+    def new_cache(self):
+        """An empty cache object accepted by ``forward(cache=...)``."""
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        var = x.float().pow(2).mean(-1, keepdim=True)
+        return (x.float() * torch.rsqrt(var + self.eps)).to(x.dtype) * self.weight
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model, n_head, n_kv_head, dropout):
+        super().__init__()
+        self.n_head, self.n_kv_head = n_head, n_kv_head
+        self.head_dim = d_model // n_head
+        self.q_proj = nn.Linear(d_model, n_head * self.head_dim, bias=True)
+        self.k_proj = nn.Linear(d_model, n_kv_head * self.head_dim, bias=True)
+        self.v_proj = nn.Linear(d_model, n_kv_head * self.head_dim, bias=True)
+        self.o_proj = nn.Linear(n_head * self.head_dim, d_model, bias=False)
+        self.dropout = dropout
+
+    def forward(self, x, cos, sin, attn_mask, cache, layer, extend_cache):
+        B, L, _ = x.shape
+        q = self.q_proj(x).view(B, L, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, L, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, L, self.n_kv_head, self.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            k, v = cache.attend_to(layer, k, v, extend_cache)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            is_causal=attn_mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )
+        return self.o_proj(y.transpose(1, 2).reshape(B, L, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model, d_ff):
+        super().__init__()
+        self.gate_proj = nn.Linear(d_model, d_ff, bias=False)
+        self.up_proj = nn.Linear(d_model, d_ff, bias=False)
+        self.down_proj = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model, n_head, n_kv_head, d_ff, dropout):
+        super().__init__()
+        self.attn_norm = RMSNorm(d_model)
+        self.attn = Attention(d_model, n_head, n_kv_head, dropout)
+        self.mlp_norm = RMSNorm(d_model)
+        self.mlp = SwiGLU(d_model, d_ff)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, cos, sin, attn_mask, cache, layer, extend_cache):
+        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, attn_mask, cache, layer, extend_cache))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class TtTTransformer(AbsBackbone):
+    """Decoder-only Transformer.  Sizes come from ``backbone_conf`` in the training config.
+
+    Args:
+        vocab_size: set by the task from the token list.
+        d_model, n_layer, n_head: width, depth, query heads (d_model % n_head == 0).
+        n_kv_head: key/value heads for grouped-query attention (default n_head).
+        d_ff: SwiGLU hidden size (default 8/3 d_model rounded up to 64).
+        max_len: longest position RoPE tables are built for.
+        tie_embeddings: share the input embedding with the output layer.
+        gradient_checkpointing: recompute blocks in backward (training memory).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 256,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_kv_head: Optional[int] = None,
+        d_ff: Optional[int] = None,
+        max_len: int = 2048,
+        rope_theta: float = 10000.0,
+        dropout: float = 0.0,
+        tie_embeddings: bool = True,
+        init_std: float = 0.02,
+        gradient_checkpointing: bool = False,
+    ):
+        super().__init__()
+        if d_model % n_head:
+            raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}")
+        n_kv_head = n_kv_head or n_head
+        if n_head % n_kv_head:
+            raise ValueError(f"n_head={n_head} is not a multiple of n_kv_head={n_kv_head}")
+        d_ff = d_ff or 64 * math.ceil(8 * d_model / 3 / 64)
+        self.vocab_size, self.max_len, self.n_layer = vocab_size, max_len, n_layer
+        self.gradient_checkpointing = gradient_checkpointing
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(Block(d_model, n_head, n_kv_head, d_ff, dropout) for _ in range(n_layer))
+        self.norm = RMSNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        if tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        head_dim = d_model // n_head
+        inv_freq = 1.0 / rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)  # [max_len, head_dim]
+        self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
+        self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = init_std / math.sqrt(2 * n_layer) if name.endswith(("o_proj.weight", "down_proj.weight")) else init_std
+                nn.init.normal_(p, mean=0.0, std=std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.n_layer)
+
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+        B, L = input_ids.shape
+        if position_ids is None:
+            start = 0 if cache is None else cache.length
+            position_ids = torch.arange(start, start + L, device=input_ids.device).expand(B, L)
+        if int(position_ids.max()) >= self.max_len:
+            raise ValueError(f"position {int(position_ids.max())} exceeds the backbone's max_len={self.max_len}")
+        x = self.embed(input_ids)
+        cos = self.rope_cos[position_ids].to(x.dtype).unsqueeze(1)  # [B, 1, L, head_dim]
+        sin = self.rope_sin[position_ids].to(x.dtype).unsqueeze(1)
+        for i, block in enumerate(self.blocks):
+            if self.gradient_checkpointing and self.training and cache is None:
+                x = checkpoint(block, x, cos, sin, attn_mask, None, i, False, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, attn_mask, cache, i, extend_cache)
+        return self.lm_head(self.norm(x))

@@ -1,0 +1,87 @@
+"""TtTTask: wires the TtT model, its backbone choices and its data into ESPnet's AbsTask."""
+import argparse
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.torch_utils.initialize import initialize
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.types import str2bool, str_or_none
+
+from espnet2_ttt.espnet_model import TtTModel
+from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
+from espnet2_ttt.preprocessor import TtTPreprocessor
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+backbone_choices = ClassChoices(
+    "backbone",
+    classes=dict(transformer=TtTTransformer),
+    type_check=AbsBackbone,
+    default="transformer",
+)
+model_choices = ClassChoices(
+    "model",
+    classes=dict(ttt=TtTModel),
+    type_check=AbsESPnetModel,
+    default="ttt",
+)
+
+
+class TtTTask(AbsTask):
+    """Data: one ``seq`` text file of token strings per split (see :mod:`espnet2_ttt.sequence`)."""
+
+    num_optimizers: int = 1
+    class_choices_list = [backbone_choices, model_choices]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        required = parser.get_default("required")
+        required += ["token_list"]
+        group.add_argument("--token_list", type=str_or_none, default=None,
+                           help="Token list file (or list, once resolved into config.yaml)")
+        group.add_argument("--init", type=lambda x: str_or_none(x.lower()), default=None,
+                           help="Parameter initialisation (None: the backbone's own)")
+        group.add_argument("--max_seq_len", type=int, default=2048,
+                           help="Longest training sequence; longer ones are an error naming the utterance")
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument("--use_preprocessor", type=str2bool, default=True)
+        group.add_argument("--bpemodel", type=str_or_none, default=None,
+                           help="SentencePiece model of the text pieces (kept for inference)")
+        group.add_argument("--speech_tokenizer_dir", type=str_or_none, default=None,
+                           help="Speech tokenizer directory (kept for inference)")
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
+        return CommonCollateFn(int_pad_value=0)  # 0 = <pad>; the model uses lengths, not pad ids
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
+        if not args.use_preprocessor:
+            return None
+        return TtTPreprocessor(train, TtTVocabulary.from_token_list(args.token_list), args.max_seq_len)
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("seq",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ()
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> TtTModel:
+        vocab = TtTVocabulary.from_token_list(args.token_list)
+        args.token_list = list(vocab.token_list)  # config.yaml then rebuilds the model alone
+        backbone = backbone_choices.get_class(args.backbone)(vocab_size=len(vocab), **args.backbone_conf)
+        model = model_choices.get_class(args.model)(token_list=vocab, backbone=backbone, **args.model_conf)
+        if args.init is not None:
+            initialize(model, args.init)
+        return model

@@ -1,0 +1,48 @@
+"""Small deterministic vocabularies, sequences and data dirs for the tests."""
+import random
+from pathlib import Path
+from typing import Dict, List
+
+from espnet2_ttt.vocabulary import (
+    BEGIN_OF_AUDIO,
+    BEGIN_OF_LAST_SPAN,
+    END_OF_LAST_SPAN,
+    END_OF_SPAN,
+    END_OF_USER_AUDIO,
+    IM_END,
+    IM_START,
+    ROLE_ASSISTANT,
+    ROLE_SYSTEM,
+    ROLE_USER,
+    TtTVocabulary,
+    audio_token,
+)
+
+WORDS = [f"▁w{i}" for i in range(20)]
+
+
+def tiny_vocab(codebook_size: int = 16) -> TtTVocabulary:
+    return TtTVocabulary.build(WORDS, codebook_size)
+
+
+def chat_sequence(rng: random.Random, n_spans: int, codebook_size: int = 16, chunk: int = 3, span: int = 4) -> List[str]:
+    """A spoken-chat example: user audio, then n_spans-1 interleaved spans and a final span.
+
+    The assistant's audio follows a learnable rule (code = word index mod K), so models can learn it.
+    """
+    user = [BEGIN_OF_AUDIO] + [audio_token(rng.randrange(codebook_size)) for _ in range(rng.randint(2, 6))] + [END_OF_USER_AUDIO]
+    out = [IM_START, ROLE_SYSTEM, IM_END, IM_START, ROLE_USER, *user, IM_END, IM_START, ROLE_ASSISTANT]
+    for s in range(n_spans):
+        words = [rng.randrange(len(WORDS)) for _ in range(chunk)]
+        out += [WORDS[w] for w in words]
+        last = s == n_spans - 1
+        codes = [audio_token(w % codebook_size) for w in words for _ in range(span // chunk + 1)]
+        codes = codes if last else codes[:span]
+        out += [BEGIN_OF_LAST_SPAN if last else BEGIN_OF_AUDIO, *codes, END_OF_LAST_SPAN if last else END_OF_SPAN]
+    return out + [IM_END]
+
+
+def write_seq_file(path: Path, seqs: Dict[str, List[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k} {' '.join(v)}\n" for k, v in sorted(seqs.items())), encoding="utf-8")
+    return path

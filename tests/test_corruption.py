@@ -1,0 +1,107 @@
+import math
+import random
+
+import torch
+
+from espnet2_ttt.corruption import (
+    CorruptionConfig,
+    banom_keeps_clean,
+    diffusion_corruption,
+    prefix_preservation,
+    stochastic_span_truncation,
+)
+from espnet2_ttt.mask import span_starts
+
+from helpers import chat_sequence, tiny_vocab
+
+
+def _batch(v, seqs):
+    L = max(map(len, seqs))
+    ids = torch.tensor([v.tokens_to_ids(s) + [0] * (L - len(s)) for s in seqs])
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+def test_banom_rate():
+    g = torch.Generator().manual_seed(0)
+    cfg = CorruptionConfig(banom_prob=0.3)
+    n = 20000
+    clean = sum(banom_keeps_clean(cfg, g) for _ in range(n))
+    assert abs(clean / n - 0.3) < 4 * math.sqrt(0.3 * 0.7 / n)
+    assert not any(banom_keeps_clean(CorruptionConfig(banom_prob=0.0), g) for _ in range(100))
+
+
+def test_ppm_keeps_a_clean_prefix_cut_at_a_span_start():
+    g = torch.Generator().manual_seed(0)
+    cfg = CorruptionConfig(ppm_prob=0.3)
+    k, n = 4, 20000
+    maskable = torch.zeros(n, 40, dtype=torch.bool)
+    for s in range(k):  # 4 spans of 5 positions with gaps
+        maskable[:, 2 + 9 * s : 7 + 9 * s] = True
+    out = prefix_preservation(maskable, cfg, g)
+    removed = maskable & ~out
+    assert not (out & ~maskable).any()
+    starts = span_starts(maskable)[0]
+    for row_removed, row_out in zip(removed[:500], out[:500]):
+        if row_removed.any():
+            first_kept = int(torch.nonzero(row_out)[0])
+            assert starts[first_kept]  # cut exactly at a span start
+            assert torch.equal(row_removed, maskable[0] & (torch.arange(40) < first_kept))  # everything before it
+    # a prefix is kept iff PPM fires and does not pick the first span: rate p * (k - 1) / k
+    rate = removed.any(1).float().mean().item()
+    expected = 0.3 * (k - 1) / k
+    assert abs(rate - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+    # the chosen span is uniform among the k spans
+    kept_spans = (k - (removed.sum(1) // 5))[removed.any(1)]
+    counts = torch.bincount(kept_spans, minlength=k + 1)[1:k]
+    assert (counts.float() / counts.sum() - 1 / 3).abs().max() < 0.03
+
+
+def test_sst_rate_and_kept_fraction():
+    v = tiny_vocab()
+    rng = random.Random(0)
+    seqs = [chat_sequence(rng, 2, chunk=4, span=20) for _ in range(4000)]  # final span: 4 words x 6 = 24 codes
+    ids, lengths = _batch(v, seqs)
+    torch.manual_seed(0)
+    cfg = CorruptionConfig(sst_prob=0.5)
+    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, cfg)
+    cut = new_len < lengths
+    assert abs(cut.float().mean().item() - 0.5) < 4 * math.sqrt(0.25 / len(seqs))
+    n = 24
+    lo, hi = max(int(0.3 * n), 5), int(0.9 * n)
+    for b in torch.nonzero(cut).flatten()[:300].tolist():
+        row = new_ids[b, : new_len[b]].tolist()
+        s = max(i for i, t in enumerate(row) if t == v.soa_last_id)
+        kept = len(row) - s - 1
+        assert lo <= kept <= hi
+        assert all(v.is_code(torch.tensor(row[s + 1 :])))  # no end marker, no <|im_end|>
+        assert (new_ids[b, new_len[b] :] == v.pad_id).all()
+        assert row == ids[b, : new_len[b]].tolist()  # a true prefix of the original
+    kept_all = torch.tensor([int(new_len[b]) - max(i for i, t in enumerate(new_ids[b].tolist()) if t == v.soa_last_id) - 1
+                             for b in torch.nonzero(cut).flatten().tolist()])
+    freq = torch.bincount(kept_all - lo, minlength=hi - lo + 1).float() / len(kept_all)
+    assert (freq - 1 / (hi - lo + 1)).abs().max() < 0.03  # uniform over [lo, hi]
+    assert torch.equal(new_ids[~cut], ids[~cut])
+
+
+def test_sst_leaves_short_spans_and_plain_text_alone():
+    v = tiny_vocab()
+    short = chat_sequence(random.Random(1), 1, chunk=2, span=4)  # 2 words x 3 = 6 codes <= 10
+    pt = "▁w1 <|begin_of_quad|>".split() + [f"<|audio_{i % 16}|>" for i in range(30)] + ["<|end_of_audio_span_last|>"]
+    ids, lengths = _batch(v, [short, pt])
+    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, CorruptionConfig(sst_prob=1.0))
+    assert torch.equal(new_ids, ids) and torch.equal(new_len, lengths)
+
+
+def test_diffusion_masks_each_position_with_probability_p():
+    g = torch.Generator().manual_seed(0)
+    cfg = CorruptionConfig(eps=1e-3)
+    ids = torch.full((4000, 50), 7)
+    maskable = torch.zeros_like(ids, dtype=torch.bool)
+    maskable[:, 10:] = True
+    noisy, masked, p = diffusion_corruption(ids, maskable, 99, cfg, g)
+    assert not masked[:, :10].any() and torch.equal(noisy == 99, masked)
+    assert p.min() >= 1e-3 and p.max() <= 1.0
+    assert abs(p.mean().item() - 0.5) < 0.02  # t ~ U(0, 1)
+    frac = masked[:, 10:].float().mean(1)
+    assert (frac - p).abs().mean() < 0.07  # binomial(40, p) / 40 around p
+    assert abs((frac - p).mean().item()) < 0.005

@@ -1,0 +1,122 @@
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+
+from espnet2_ttt.corruption import CorruptionConfig, diffusion_corruption
+from espnet2_ttt.espnet_model import TtTModel
+from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
+from espnet2_ttt.sequence import supervised_mask
+
+from helpers import chat_sequence, tiny_vocab
+
+
+class ConstantLogits(AbsBackbone):
+    """Uniform predictions: every cross-entropy equals log V."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+        return self.bias.expand(*input_ids.shape, -1)
+
+    def new_cache(self):
+        return None
+
+
+def _batch(v, seqs):
+    L = max(map(len, seqs))
+    ids = torch.tensor([v.tokens_to_ids(s) + [0] * (L - len(s)) for s in seqs])
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+def _replay_masking(model, ids, lengths):
+    """The eval-mode draw of the model, replayed: (noisy ids, masked, p, maskable)."""
+    v = model.vocab
+    valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
+    maskable = v.is_audio_side(ids) & supervised_mask(ids, valid, v)
+    g = torch.Generator().manual_seed(model.eval_seed)
+    noisy, masked, p = diffusion_corruption(ids, maskable, v.mask_id, model.corruption, g)
+    return noisy, masked, p, maskable
+
+
+def test_loss_equals_hand_computed_value_for_uniform_model():
+    v = tiny_vocab()
+    model = TtTModel(v, ConstantLogits(len(v))).eval()
+    seq = chat_sequence(random.Random(3), 2)
+    ids, lengths = _batch(v, [seq])
+    _, masked, p, maskable = _replay_masking(model, ids, lengths)
+    loss, stats, weight = model(ids, lengths)
+    log_v = math.log(len(v))
+    m, n = int(masked.sum()), int(maskable.sum())
+    assert m > 0
+    assert math.isclose(stats["loss_ar"].item(), log_v, rel_tol=1e-6)
+    assert math.isclose(stats["loss_diff"].item(), m * log_v / (p.item() * n), rel_tol=1e-5)
+    assert math.isclose(loss.item(), log_v * (1 + m / (p.item() * n)), rel_tol=1e-5)
+    assert weight.item() == 1
+
+
+def test_loss_equals_reference_loops_on_a_random_model():
+    torch.manual_seed(0)
+    v = tiny_vocab()
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)
+    model = TtTModel(v, backbone, ar_weight=0.7, diffusion_weight=1.3).double().eval()
+    rng = random.Random(4)
+    ids, lengths = _batch(v, [chat_sequence(rng, k) for k in (1, 3, 2)])
+    noisy, masked, p, maskable = _replay_masking(model, ids, lengths)
+    loss, stats, _ = model(ids, lengths)
+    from espnet2_ttt.mask import build_modality_mask
+    valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
+    logp = backbone(noisy, build_modality_mask(v.is_audio_side(ids), valid)).log_softmax(-1)
+    sup = supervised_mask(ids, valid, v)
+    l_ar = l_diff = 0.0
+    for b in range(ids.shape[0]):
+        text = [i for i in range(1, int(lengths[b])) if sup[b, i] and not v.is_audio_side(ids[b, i])]
+        l_ar += sum(-logp[b, i - 1, ids[b, i]].item() for i in text) / max(len(text), 1)
+        n_b = max(int(maskable[b].sum()), 1)
+        l_diff += sum(-logp[b, i, ids[b, i]].item() for i in range(ids.shape[1]) if masked[b, i]) / (p[b].item() * n_b)
+    l_ar, l_diff = l_ar / 3, l_diff / 3
+    assert math.isclose(stats["loss_ar"].item(), l_ar, rel_tol=1e-9)
+    assert math.isclose(stats["loss_diff"].item(), l_diff, rel_tol=1e-9)
+    assert math.isclose(loss.item(), 0.7 * l_ar + 1.3 * l_diff, rel_tol=1e-9)
+
+
+def test_text_only_batch_reduces_to_the_plain_lm_loss():
+    torch.manual_seed(0)
+    v = tiny_vocab()
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)
+    model = TtTModel(v, backbone).double()
+    ids = torch.tensor([v.tokens_to_ids([f"▁w{i % 7}" for i in range(3, 15)])])
+    for mode in (True, False):  # training (BANOM draws, SST) and evaluation
+        model.train(mode)
+        loss, stats, _ = model(ids, torch.tensor([ids.shape[1]]))
+        plain = F.cross_entropy(backbone(ids, None)[0, :-1], ids[0, 1:])  # is_causal=True path
+        assert torch.allclose(loss, plain, rtol=1e-10)
+        assert "loss_diff" not in stats
+
+
+def test_gradients_reach_only_supervised_positions():
+    torch.manual_seed(0)
+    v = tiny_vocab()
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)
+    grabbed = {}
+
+    def keep_logits(module, args, out):
+        out.retain_grad()
+        grabbed["logits"] = out
+
+    backbone.register_forward_hook(keep_logits)
+    model = TtTModel(v, backbone).eval()
+    ids, lengths = _batch(v, [chat_sequence(random.Random(5), 3), chat_sequence(random.Random(6), 1)])
+    _, masked, _, _ = _replay_masking(model, ids, lengths)
+    loss, _, _ = model(ids, lengths)
+    loss.backward()
+    touched = grabbed["logits"].grad.abs().sum(-1) > 0  # [B, L]
+    valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
+    text_target = supervised_mask(ids, valid, v) & ~v.is_audio_side(ids)
+    expected = F.pad(text_target[:, 1:], (0, 1), value=False) | masked
+    assert torch.equal(touched, expected)
+    assert not touched[~valid].any()
