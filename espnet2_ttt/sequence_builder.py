@@ -1,0 +1,188 @@
+"""Build TtT training sequences (token-string lists, see ``sequence.py``) from text and codes.
+
+Assistant layout (:func:`interleave`), with ``N = chunk_len`` (13) text tokens per chunk and
+``M = span_len`` (26) codes per non-final span::
+
+    [t1..tN] <|begin_of_audio|> [M codes] <|end_of_audio_new|>
+    [next N tokens] <|begin_of_audio|> [M codes] <|end_of_audio_new|>
+    ...
+    [rest of the text] <|begin_of_quad|> [all remaining codes] <|end_of_audio_span_last|>
+
+Exact rules, with the text cut into chunks of N tokens (the last one has 1..N tokens, and
+empty text counts as one empty chunk):
+
+* every chunk but the last is followed by a non-final span of exactly M codes *if more than M
+  codes remain*, otherwise by nothing (the codes ran out before the text: the following chunks
+  run together without spans);
+* the last chunk is followed by the final span, which carries all remaining codes (at least
+  one: a non-final span never takes the last code), so a text shorter than one chunk, or an
+  empty text, gives a single final span;
+* no codes at all gives the text alone (a text-only answer); no text and no codes is an error.
+
+Task layouts (``S``/``U``/``A`` = system/user/assistant content; the empty system block is
+always present)::
+
+    asr          S: asr prompt            U: <|begin_of_audio|> codes <|end_of_audio|>
+                 A: interleave(transcript, same codes), or the transcript alone (text_only_asr)
+    tts          S: empty                 U: tts prompt + text          A: interleave(text, codes)
+    qa           S: qa prompt (empty)     U: question audio            A: interleave(answer, answer codes)
+    text         S: empty                 U: question text             A: answer text
+    interleaved  no template: interleave(text, codes)   (PT data)
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+
+from espnet2_ttt.text_tokenizer import write_atomic
+from espnet2_ttt.vocabulary import (
+    BEGIN_OF_AUDIO,
+    BEGIN_OF_LAST_SPAN,
+    END_OF_LAST_SPAN,
+    END_OF_SPAN,
+    END_OF_USER_AUDIO,
+    IM_END,
+    IM_START,
+    ROLES,
+    UNK,
+    audio_token,
+)
+
+CHUNK_LEN = 13  # text tokens per chunk (official layout)
+SPAN_LEN = 26  # codes per non-final span (official layout)
+TASKS = ("asr", "tts", "qa", "text", "interleaved")
+ASR_PROMPT = "Transcribe the speech."
+TTS_PROMPT = "Read the following text aloud:"
+QA_PROMPT = ""
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> List[str]: ...
+
+
+def interleave(
+    text: Sequence[str], codes: Sequence[int], chunk_len: int = CHUNK_LEN, span_len: int = SPAN_LEN
+) -> List[str]:
+    """Text tokens + codes -> assistant content in the official interleaved layout (rules above)."""
+    if chunk_len < 1 or span_len < 1:
+        raise ValueError(f"chunk_len and span_len must be >= 1, got {chunk_len}, {span_len}")
+    if not codes:
+        if not text:
+            raise ValueError("nothing to interleave: empty text and no codes")
+        return list(text)
+    out: List[str] = []
+    next_code = 0
+    last_chunk_start = max(len(text) - 1, 0) // chunk_len * chunk_len
+    for start in range(0, last_chunk_start, chunk_len):
+        out += text[start : start + chunk_len]
+        if len(codes) - next_code > span_len:
+            out.append(BEGIN_OF_AUDIO)
+            out += [audio_token(c) for c in codes[next_code : next_code + span_len]]
+            out.append(END_OF_SPAN)
+            next_code += span_len
+    out += text[last_chunk_start:]
+    out.append(BEGIN_OF_LAST_SPAN)
+    out += [audio_token(c) for c in codes[next_code:]]
+    out.append(END_OF_LAST_SPAN)
+    return out
+
+
+def user_audio(codes: Sequence[int]) -> List[str]:
+    """Prompt-side audio: ``<|begin_of_audio|> codes <|end_of_audio|>``."""
+    if not codes:
+        raise ValueError("user audio without codes")
+    return [BEGIN_OF_AUDIO, *(audio_token(c) for c in codes), END_OF_USER_AUDIO]
+
+
+def chat(system: Sequence[str], turns: Sequence[Tuple[str, Sequence[str]]]) -> List[str]:
+    """System block (possibly empty) + ``(role, content)`` turns, in our chat template."""
+    out = [IM_START, ROLES["system"], *system, IM_END]
+    for role, content in turns:
+        if role not in ("user", "assistant"):
+            raise ValueError(f"turn role must be 'user' or 'assistant', got {role!r}")
+        out += [IM_START, ROLES[role], *content, IM_END]
+    return out
+
+
+class SequenceBuilder:
+    """Task layouts of the module docstring; text is tokenized by ``tokenizer.encode``."""
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        chunk_len: int = CHUNK_LEN,
+        span_len: int = SPAN_LEN,
+        text_only_asr: bool = False,
+        asr_prompt: str = ASR_PROMPT,
+        tts_prompt: str = TTS_PROMPT,
+        qa_prompt: str = QA_PROMPT,
+    ):
+        self.tokenizer = tokenizer
+        self.chunk_len = chunk_len
+        self.span_len = span_len
+        self.text_only_asr = text_only_asr
+        self.asr_prompt = asr_prompt
+        self.tts_prompt = tts_prompt
+        self.qa_prompt = qa_prompt
+
+    def _answer(self, text: str, codes: Sequence[int]) -> List[str]:
+        return interleave(self.tokenizer.encode(text), codes, self.chunk_len, self.span_len)
+
+    def asr(self, codes: Sequence[int], transcript: str) -> List[str]:
+        answer = self._answer(transcript, () if self.text_only_asr else codes)
+        return chat(self.tokenizer.encode(self.asr_prompt), [("user", user_audio(codes)), ("assistant", answer)])
+
+    def tts(self, text: str, codes: Sequence[int]) -> List[str]:
+        if not codes:
+            raise ValueError("tts needs the codes of the spoken text")
+        request = f"{self.tts_prompt} {text}" if self.tts_prompt else text
+        return chat([], [("user", self.tokenizer.encode(request)), ("assistant", self._answer(text, codes))])
+
+    def qa(self, question_codes: Sequence[int], answer_text: str, answer_codes: Sequence[int] = ()) -> List[str]:
+        answer = self._answer(answer_text, answer_codes)
+        system = self.tokenizer.encode(self.qa_prompt)
+        return chat(system, [("user", user_audio(question_codes)), ("assistant", answer)])
+
+    def text_chat(self, question: str, answer: str) -> List[str]:
+        return chat([], [("user", self.tokenizer.encode(question)), ("assistant", self._answer(answer, ()))])
+
+    def interleaved(self, text: str, codes: Sequence[int]) -> List[str]:
+        return self._answer(text, codes)
+
+
+# ---------------------------------------------------------------------- sequence files
+def drop_untrainable(
+    sequences: Mapping[str, Sequence[str]], max_len: Optional[int] = None
+) -> Dict[str, Sequence[str]]:
+    """The sequences the trainer accepts; the others are logged (count, first ids) and dropped.
+
+    Dropped: sequences with ``<unk>`` (text the tokenizer cannot represent; the trainer rejects
+    them) and sequences longer than ``max_len`` tokens (when given).
+    """
+    rules = [("containing <unk>", lambda tokens: UNK in tokens)]
+    if max_len is not None:
+        rules.append((f"longer than {max_len} tokens", lambda tokens: len(tokens) > max_len))
+    kept = dict(sequences)
+    for reason, is_bad in rules:
+        dropped = sorted(k for k, tokens in kept.items() if is_bad(tokens))
+        if dropped:
+            logging.warning(f"skipped {len(dropped)} of {len(sequences)} sequences {reason}, e.g. {dropped[:5]}")
+        for k in dropped:
+            del kept[k]
+    return kept
+
+
+def write_sequence_file(
+    sequences: Mapping[str, Sequence[str]],
+    path: Union[str, Path],
+    shape_path: Optional[Union[str, Path]] = None,
+) -> None:
+    """Write ``utt_id tok tok ...`` lines sorted by id (and ``utt_id num_tokens``), atomically."""
+    for utt_id in sequences:
+        if not utt_id or any(c.isspace() for c in utt_id):
+            raise ValueError(f"sequence id {utt_id!r} is empty or contains white space")
+    ids = sorted(sequences)
+    write_atomic(path, "".join(f"{k} {' '.join(sequences[k])}\n" for k in ids).encode("utf-8"))
+    if shape_path is not None:
+        write_atomic(shape_path, "".join(f"{k} {len(sequences[k])}\n" for k in ids).encode("utf-8"))

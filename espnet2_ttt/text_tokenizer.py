@@ -1,0 +1,134 @@
+"""Bilingual (English + Mandarin) SentencePiece text tokenizer for TtT.
+
+Pieces are the text-side tokens of the token list (``TtTVocabulary.build(tokenizer.pieces(), K)``).
+Invariants of a tokenizer accepted here:
+
+* no piece contains white space (SentencePiece writes a space as ``▁``), so a sequence of
+  pieces can be stored as one space-separated line;
+* no piece looks like a TtT special token (``<pad>`` or anything of the form ``<|...|>``): a text
+  segment can never turn into a chat, span or audio token;
+* ``encode`` returns SentencePiece's unknown piece as our ``<unk>`` (not the unknown surface
+  string), so every piece it returns is in the token list.
+
+Models trained by :meth:`TextTokenizer.train` are *concatenation safe*: no dummy ``▁`` is
+prepended and white space is kept verbatim, so ``decode(encode(a) + encode(b))`` equals
+``decode(encode(a + b))``.  Text that is cut into segments around special tokens (official TtT
+data) therefore keeps its spacing.  Training is deterministic for a given input file and options
+(no sentence shuffling, fixed seed); note that the result depends on ``num_threads``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import List, Sequence, Union
+
+import sentencepiece as spm
+
+from espnet2_ttt.vocabulary import PAD, UNK
+
+_SPECIAL_LIKE_RE = re.compile(r"^<\|.*\|>$")
+
+
+def write_atomic(path: Union[str, Path], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder (no partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_checked(model_proto: bytes, where: str) -> spm.SentencePieceProcessor:
+    """Load a serialized model and enforce the piece invariants of the module docstring."""
+    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    for i in range(sp.get_piece_size()):
+        piece = sp.id_to_piece(i)
+        if sp.is_unknown(i):
+            continue
+        if piece == PAD or _SPECIAL_LIKE_RE.match(piece):
+            raise ValueError(f"{where}: piece #{i} {piece!r} collides with the TtT special tokens")
+        if not piece or any(c.isspace() for c in piece):
+            raise ValueError(f"{where}: piece #{i} {piece!r} is empty or contains white space")
+    return sp
+
+
+class TextTokenizer:
+    """A loaded SentencePiece model: ``encode(str) -> pieces``, ``decode(pieces) -> str``."""
+
+    def __init__(self, model_file: Union[str, Path]):
+        self.model_file = str(model_file)
+        self._sp = _load_checked(Path(model_file).read_bytes(), self.model_file)
+
+    @classmethod
+    def train(
+        cls,
+        text_file: Union[str, Path],
+        model_prefix: Union[str, Path],
+        vocab_size: int,
+        model_type: str = "unigram",
+        character_coverage: float = 0.9995,
+        input_sentence_size: int = 0,
+        byte_fallback: bool = True,
+        num_threads: int = 4,
+        seed: int = 0,
+    ) -> "TextTokenizer":
+        """Train on ``text_file`` (one sentence a line) and write ``<prefix>.model`` / ``.vocab``.
+
+        ``input_sentence_size`` > 0 uses the *first* that many lines (never a random sample);
+        0 uses all.  ``byte_fallback`` spells characters outside the model as UTF-8 byte pieces
+        ``<0xNN>`` instead of ``<unk>`` (it needs ``vocab_size`` > 256 + the required characters;
+        the ``char`` model type does not support it).  Both files are written atomically.
+        """
+        text_file = Path(text_file)
+        if not text_file.is_file():
+            raise FileNotFoundError(f"SentencePiece training text {text_file} does not exist")
+        model = io.BytesIO()
+        spm.set_random_generator_seed(seed)
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(text_file),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
+                input_sentence_size=input_sentence_size,
+                shuffle_input_sentence=False,
+                byte_fallback=byte_fallback,
+                num_threads=num_threads,
+                add_dummy_prefix=False,
+                remove_extra_whitespaces=False,
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                minloglevel=2,
+            )
+        except RuntimeError as e:  # sentencepiece reports bad options / too small data this way
+            raise ValueError(f"SentencePiece training on {text_file} failed: {e}") from None
+        sp = _load_checked(model.getvalue(), f"model trained on {text_file}")
+        vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i)}\n" for i in range(sp.get_piece_size()))
+        write_atomic(f"{model_prefix}.model", model.getvalue())
+        write_atomic(f"{model_prefix}.vocab", vocab.encode("utf-8"))
+        return cls(f"{model_prefix}.model")
+
+    def encode(self, text: str) -> List[str]:
+        """Text -> pieces; characters the model cannot represent become ``<unk>``."""
+        sp = self._sp
+        return [UNK if sp.is_unknown(i) else sp.id_to_piece(i) for i in sp.encode(text)]
+
+    def decode(self, pieces: Sequence[str]) -> str:
+        return self._sp.decode_pieces(list(pieces))
+
+    def pieces(self) -> List[str]:
+        """The piece vocabulary in model order, without SentencePiece's unknown/control pieces."""
+        sp = self._sp
+        return [
+            sp.id_to_piece(i)
+            for i in range(sp.get_piece_size())
+            if not (sp.is_unknown(i) or sp.is_control(i))
+        ]
