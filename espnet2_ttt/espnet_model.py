@@ -1,5 +1,5 @@
 """TtTModel: the ESPnet model that owns the hybrid AR + absorbing-diffusion objective."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -95,8 +95,10 @@ class TtTModel(AbsESPnetModel):
         if masked is not None and not self.ar_on_masked_inputs:
             text_targets = text_targets & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
         loss_ar, ok_text, n_text = ar_text_loss(logits, seq, text_targets)
-        stats = {"loss_ar": loss_ar.detach(), "acc_text": _ratio(ok_text, n_text)}
         loss = self.ar_weight * loss_ar
+        # every rank reports the same keys (DDP averages them); NaN = absent in this batch,
+        # which ESPnet's reporter leaves out of its averages
+        stats = {"loss_ar": loss_ar.detach(), "acc_text": _ratio(ok_text, n_text), "loss_diff": _nan(), "acc_audio": _nan()}
         ok_all, n_all = ok_text, n_text
         if masked is not None:
             n_maskable = maskable.sum(1).clamp(min=1)
@@ -111,5 +113,9 @@ class TtTModel(AbsESPnetModel):
         return {}
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor) -> Optional[torch.Tensor]:
-    return (num.float() / den).detach() if int(den) > 0 else None
+def _nan() -> torch.Tensor:
+    return torch.tensor(float("nan"))
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    return (num.float() / den).detach() if int(den) > 0 else _nan()

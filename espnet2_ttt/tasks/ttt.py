@@ -1,8 +1,8 @@
 """TtTTask: wires the TtT model, its backbone choices and its data into ESPnet's AbsTask."""
 import argparse
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
@@ -85,3 +85,19 @@ class TtTTask(AbsTask):
         if args.init is not None:
             initialize(model, args.init)
         return model
+
+    @classmethod
+    def build_model_from_file(
+        cls,
+        config_file: Optional[Union[Path, str]] = None,
+        model_file: Optional[Union[Path, str]] = None,
+        device: str = "cpu",
+    ) -> Tuple[TtTModel, argparse.Namespace]:
+        """Like AbsTask's, but the weights load strictly: every key must match."""
+        if config_file is None and model_file is not None:
+            config_file = Path(model_file).parent / "config.yaml"
+        model, args = super().build_model_from_file(config_file, None, device)
+        if model_file is not None:
+            state = torch.load(model_file, map_location=device, weights_only=True)
+            model.load_state_dict(state.get("module", state), strict=True)  # "module": DeepSpeed
+        return model, args
