@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Pack a trained TtT model like ESPnet's model zoo, and lay out a Hugging Face upload folder.
+
+    python -m espnet2_ttt.bin.pack --train_config exp/ttt/config.yaml --model_file exp/ttt/valid.acc.ave.pth \
+        [--speech_tokenizer_dir exp/speech_tokenizer] [--bpemodel data/spm/bpe.model] \
+        [--inference_config conf/decode_ttt.yaml] [--results exp/ttt/RESULTS.md] --outpath exp/ttt/packed.zip \
+        [--hf_dir exp/ttt/hf_upload [--hf_repo user/name]]
+
+Run it from the recipe directory: files are stored under their paths relative to it, which
+is what ``pack_funcs.unpack`` (and so ``espnet_model_zoo``'s ``ModelDownloader``) rewrites in
+the unpacked ``config.yaml``.  Keys in ``meta.yaml``: ``ttt_train_config``, ``ttt_model_file``,
+``ttt_inference_config``, ``bpemodel``, ``speech_tokenizer_dir``.  The archive is written to a
+temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` is given.
+"""
+import argparse
+import logging
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from espnet2.main_funcs.pack_funcs import pack
+
+MODEL_CARD = """---
+tags:
+- espnet
+- audio
+- text-to-talk
+- speech-language-model
+language:
+- en
+- zh
+license: cc-by-4.0
+---
+
+# TtT (Text-to-Talk) model trained with espnet2_ttt
+
+One Transformer that writes text autoregressively and speech tokens by block-wise absorbing
+diffusion (TtT).  Trained with the `egs/ttt_bilingual` recipe of espnet2_ttt.
+
+## Use
+
+```python
+from espnet2_ttt.inference import TtTInference
+ttt = TtTInference.from_pretrained("{repo_or_zip}")
+```
+
+## Reproduce
+
+```bash
+cd egs/ttt_bilingual
+{run_args}
+```
+
+{results}
+
+<details><summary>Training config</summary>
+
+```yaml
+{config}
+```
+</details>
+"""
+
+
+def pack_ttt(
+    train_config: str,
+    model_file: str,
+    outpath: str,
+    speech_tokenizer_dir: Optional[str] = None,
+    bpemodel: Optional[str] = None,
+    inference_config: Optional[str] = None,
+    options=(),
+) -> None:
+    with open(train_config, encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    bpemodel = bpemodel or config.get("bpemodel")
+    speech_tokenizer_dir = speech_tokenizer_dir or config.get("speech_tokenizer_dir")
+    files = {"ttt_model_file": model_file}
+    for key, path in (("bpemodel", bpemodel), ("speech_tokenizer_dir", speech_tokenizer_dir)):
+        if path:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{key} {path} does not exist")
+            files[key] = path
+    yaml_files = {"ttt_train_config": train_config}
+    if inference_config:
+        yaml_files["ttt_inference_config"] = inference_config
+    missing = [p for p in [*files.values(), *yaml_files.values(), *options] if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"cannot pack, missing: {missing}")
+    tmp = str(Path(outpath).with_name(Path(outpath).stem + f".tmp{os.getpid()}" + Path(outpath).suffix))
+    pack(files=files, yaml_files=yaml_files, option=list(options), outpath=tmp)
+    os.replace(tmp, outpath)
+
+
+def make_hf_folder(packed: str, hf_dir: str, train_config: str, results: Optional[str], run_args: str,
+                   repo_or_zip: str) -> None:
+    """Unzip the packed model into ``hf_dir`` (meta.yaml at its root) and write the model card."""
+    tmp = Path(hf_dir).with_name(Path(hf_dir).name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(packed) as z:
+        z.extractall(tmp)
+    card = MODEL_CARD.format(
+        repo_or_zip=repo_or_zip,
+        run_args=run_args or "./run.sh",
+        results=Path(results).read_text(encoding="utf-8") if results and os.path.exists(results) else "",
+        config=Path(train_config).read_text(encoding="utf-8"),
+    )
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    shutil.rmtree(hf_dir, ignore_errors=True)
+    os.replace(tmp, hf_dir)
+
+
+def main(cmd=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train_config", required=True)
+    parser.add_argument("--model_file", required=True)
+    parser.add_argument("--outpath", required=True, help="archive to write (.zip or .tar.gz)")
+    parser.add_argument("--speech_tokenizer_dir", default=None, help="default: the training config's")
+    parser.add_argument("--bpemodel", default=None, help="default: the training config's")
+    parser.add_argument("--inference_config", default=None)
+    parser.add_argument("--results", default=None, help="RESULTS.md to ship and to show in the model card")
+    parser.add_argument("--option", action="append", default=[], help="any other file to ship")
+    parser.add_argument("--hf_dir", default=None, help="also lay out a Hugging Face upload folder here")
+    parser.add_argument("--hf_repo", default=None, help="push the upload folder to this hub repo")
+    parser.add_argument("--run_args", default="", help="the command that reproduces the model")
+    args = parser.parse_args(cmd)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
+    options = list(args.option) + ([args.results] if args.results and os.path.exists(args.results) else [])
+    pack_ttt(args.train_config, args.model_file, args.outpath, args.speech_tokenizer_dir, args.bpemodel,
+             args.inference_config, options)
+    if args.hf_dir:
+        make_hf_folder(args.outpath, args.hf_dir, args.train_config, args.results, args.run_args,
+                       args.hf_repo or args.outpath)
+        logging.info(f"Hugging Face upload folder: {args.hf_dir}")
+    if args.hf_repo:
+        if not args.hf_dir:
+            parser.error("--hf_repo needs --hf_dir")
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(args.hf_repo, exist_ok=True)
+        api.upload_folder(repo_id=args.hf_repo, folder_path=args.hf_dir)
+        logging.info(f"pushed {args.hf_dir} to {args.hf_repo}")
+
+
+if __name__ == "__main__":
+    main()
