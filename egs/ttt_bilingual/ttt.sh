@@ -155,7 +155,7 @@ if run_stage 2; then
     for x in ${all_sets}; do
         ${train_cmd} "${dumpdir}/raw/${x}/logs/format_wav.log" \
             ${python} -m espnet2_ttt.bin.format_wav --data_dir "${datadir}/${x}" --output_dir "${dumpdir}/raw/${x}" \
-            --fs "${fs}" --min_duration "${min_wav_duration}" --max_duration "${max_wav_duration}"
+            --fs "${fs}" --min_duration "${min_wav_duration}" --max_duration "${max_wav_duration}" --nj "${nj}"
     done
     stage_done 2
 fi
