@@ -11,7 +11,7 @@ log() {
 }
 min() { local a=$1 b=$2; [ "$a" -lt "$b" ] && echo "$a" || echo "$b"; }
 SECONDS=0
-recipe_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+recipe_dir=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 
 # General
 stage=1                 # first stage to run
