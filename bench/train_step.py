@@ -54,27 +54,34 @@ def main():
     parser.add_argument("--codebook_size", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     torch.manual_seed(0)
     vocab = TtTVocabulary.build([f"▁w{i}" for i in range(500)], args.codebook_size)
     backbone = TtTTransformer(len(vocab), d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head,
                               max_len=max(2048, args.length))
     # every micro-batch takes the diffusion path (the more expensive one): BANOM off
-    model = TtTModel(vocab, backbone, banom_prob=0.0)
+    model = TtTModel(vocab, backbone, banom_prob=0.0).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = spoken_chat_batch(vocab, args.batch, args.length, random.Random(0))
-    lengths = torch.full((args.batch,), args.length)
+    ids = spoken_chat_batch(vocab, args.batch, args.length, random.Random(0)).to(device)
+    lengths = torch.full((args.batch,), args.length, device=device)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)  # noqa: E731
 
     def hybrid_step():
-        loss, _, _ = model(ids, lengths)
+        with autocast():
+            loss, _, _ = model(ids, lengths)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     def causal_step():
-        logits = backbone(ids, None)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        with autocast():
+            logits = backbone(ids, None)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -83,12 +90,15 @@ def main():
     model.train()
     for i in range(args.warmup + args.steps):
         for name, step in (("hybrid", hybrid_step), ("causal", causal_step)):
+            sync()
             t0 = time.perf_counter()
             step()
+            sync()
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
     hybrid, causal = statistics.median(times["hybrid"]), statistics.median(times["causal"])
-    print(f"device=cpu threads={torch.get_num_threads()} batch={args.batch} length={args.length} "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu threads={torch.get_num_threads()}"
+    print(f"device={where} bf16={args.bf16} batch={args.batch} length={args.length} "
           f"d_model={args.d_model} n_layer={args.n_layer} vocab={len(vocab)} steps={args.steps}")
     print(f"hybrid_step_s={hybrid:.4f} causal_step_s={causal:.4f}")
     print(f"hybrid_over_causal={hybrid / causal:.3f}")

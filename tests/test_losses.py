@@ -4,7 +4,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from espnet2_ttt.corruption import CorruptionConfig, diffusion_corruption
+from espnet2_ttt.corruption import diffusion_corruption
 from espnet2_ttt.espnet_model import TtTModel
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
 from espnet2_ttt.sequence import supervised_mask

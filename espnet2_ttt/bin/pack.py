@@ -43,7 +43,7 @@ diffusion (TtT).  Trained with the `egs/ttt_bilingual` recipe of espnet2_ttt.
 ## Use
 
 ```python
-from espnet2_ttt.inference import TtTInference
+from espnet2_ttt.bin.ttt_inference import TtTInference
 ttt = TtTInference.from_pretrained("{repo_or_zip}")
 ```
 

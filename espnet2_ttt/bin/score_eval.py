@@ -23,7 +23,7 @@ pocketsphinx is English-only: its datasets keep English utterances only.
 import argparse
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from espnet2_ttt.bin.score import score_answer_accuracy, score_error_rate
 from espnet2_ttt.utils.table import read_table, write_lines

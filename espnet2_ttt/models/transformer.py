@@ -26,30 +26,41 @@ from torch.utils.checkpoint import checkpoint
 
 
 class KVCache:
-    """Keys/values of a fixed prefix, per layer: [B, H_kv, T, D]."""
+    """Keys/values of a fixed prefix, per layer [B, H_kv, T, D], in storage allocated once.
 
-    def __init__(self, num_layers: int):
+    Each layer owns [B, H_kv, capacity, D] buffers.  New keys/values are written after the
+    cached ``length``; a call that does not ``extend`` writes into the scratch part beyond it,
+    which the next call overwrites, so nothing is copied per step but the new positions.
+    """
+
+    def __init__(self, num_layers: int, capacity: int):
+        self.capacity = capacity
+        self.lengths = [0] * num_layers  # per layer: a forward updates them one after another
         self.keys: List[Optional[torch.Tensor]] = [None] * num_layers
         self.values: List[Optional[torch.Tensor]] = [None] * num_layers
 
     @property
     def length(self) -> int:
-        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+        return self.lengths[0]
 
     def crop(self, length: int) -> None:
         """Keep the first ``length`` positions."""
-        for i, (k, v) in enumerate(zip(self.keys, self.values)):
-            if k is not None:
-                self.keys[i], self.values[i] = k[:, :, :length], v[:, :, :length]
+        self.lengths = [min(n, length) for n in self.lengths]
 
     def attend_to(self, layer: int, k: torch.Tensor, v: torch.Tensor, extend: bool):
-        """Keys/values the new positions attend to; stores them when ``extend``."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
+        """Keys/values the new positions attend to (cache + new); stores them when ``extend``."""
+        start = self.lengths[layer]
+        end = start + k.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"KV cache capacity {self.capacity} exceeded ({end} positions)")
+        if self.keys[layer] is None:
+            shape = (k.shape[0], k.shape[1], self.capacity, k.shape[3])
+            self.keys[layer], self.values[layer] = k.new_empty(shape), v.new_empty(shape)
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
         if extend:
-            self.keys[layer], self.values[layer] = k, v
-        return k, v
+            self.lengths[layer] = end
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
 class AbsBackbone(nn.Module, ABC):
@@ -80,8 +91,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        var = x.float().pow(2).mean(-1, keepdim=True)
-        return (x.float() * torch.rsqrt(var + self.eps)).to(x.dtype) * self.weight
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 def rotate_half(x):
@@ -94,17 +104,15 @@ class Attention(nn.Module):
         super().__init__()
         self.n_head, self.n_kv_head = n_head, n_kv_head
         self.head_dim = d_model // n_head
-        self.q_proj = nn.Linear(d_model, n_head * self.head_dim, bias=True)
-        self.k_proj = nn.Linear(d_model, n_kv_head * self.head_dim, bias=True)
-        self.v_proj = nn.Linear(d_model, n_kv_head * self.head_dim, bias=True)
+        # one projection for q, k and v: fewer kernel launches per (decoding) step
+        self.qkv_proj = nn.Linear(d_model, (n_head + 2 * n_kv_head) * self.head_dim, bias=True)
         self.o_proj = nn.Linear(n_head * self.head_dim, d_model, bias=False)
         self.dropout = dropout
 
     def forward(self, x, cos, sin, attn_mask, cache, layer, extend_cache):
         B, L, _ = x.shape
-        q = self.q_proj(x).view(B, L, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, L, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, L, self.n_kv_head, self.head_dim).transpose(1, 2)
+        qkv = self.qkv_proj(x).view(B, L, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k, v = qkv.split([self.n_head, self.n_kv_head, self.n_kv_head], dim=1)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         if cache is not None:
@@ -124,12 +132,12 @@ class Attention(nn.Module):
 class SwiGLU(nn.Module):
     def __init__(self, d_model, d_ff):
         super().__init__()
-        self.gate_proj = nn.Linear(d_model, d_ff, bias=False)
-        self.up_proj = nn.Linear(d_model, d_ff, bias=False)
+        self.gate_up_proj = nn.Linear(d_model, 2 * d_ff, bias=False)
         self.down_proj = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -203,7 +211,7 @@ class TtTTransformer(AbsBackbone):
                 nn.init.zeros_(p)
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.n_layer)
+        return KVCache(self.n_layer, self.max_len)
 
     def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
         B, L = input_ids.shape

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""TtT decoding benchmark on a random model (speed only; a random model says nothing on quality).
+
+    OMP_NUM_THREADS=2 tools/venv/bin/python bench/decode.py [--d_model 256 --n_layer 4 --codes 1024]
+
+Layout (official spoken chat): a 10 s user audio prompt (125 codes), then 10 chunks of 13
+text tokens, each followed by a 26-code span + EOA (the last one opened by
+``<|begin_of_quad|>``), then ``<|im_end|>``.  A random model never follows it, so the AR
+decisions and the span lengths are forced (:class:`Forcing`): every path does the same work.
+
+Sections: cached vs reference (official full recompute) with CFG off / on and the cheap
+"span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
+audio generation (one code per cached forward) over steps per block; time to first audio
+and real-time factor.  Ends with exactly three lines: cache_speedup, diffusion_over_ar_speedup,
+ttfa_s (chat layout, CFG off).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from typing import List, Sequence, Tuple
+
+import torch
+
+from espnet2_ttt.inference import DecodeConfig, DecodeResult, Forcing, TtTDecoder, build_prompt
+from espnet2_ttt.inference.cache import CachedRunner
+from espnet2_ttt.models.transformer import TtTTransformer
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+print = functools.partial(print, flush=True)  # progress shows while the bench runs
+CODE_RATE_HZ = 12.5
+CHAT = dict(chunks=10, chunk_len=13, span_len=26, prompt_codes=125)
+
+
+def chat_forcing(vocab: TtTVocabulary, rng: torch.Generator) -> Forcing:
+    """10 x (13 text pieces + SOA) then <|im_end|>; every span exactly 26 codes."""
+    text: List[int] = []
+    pieces = vocab.text_ids[vocab.text_ids > vocab.soa_last_id]  # ordinary pieces follow the specials
+    for i in range(CHAT["chunks"]):
+        text += pieces[torch.randint(len(pieces), (CHAT["chunk_len"],), generator=rng)].tolist()
+        text.append(vocab.soa_last_id if i == CHAT["chunks"] - 1 else vocab.soa_id)
+    return Forcing(text + [vocab.im_end_id], [CHAT["span_len"]] * CHAT["chunks"])
+
+
+def timed_decode(model, vocab, prompt, forcing, repeats=1, **conf) -> Tuple[float, DecodeResult]:
+    """Best wall time of ``repeats`` decodes (greedy, seed 0) and the last result.
+
+    Also sets ``timed_decode.positions``: query positions the model ran in the last decode.
+    """
+    best, result = float("inf"), None
+    timed_decode.positions = 0
+
+    def count(module, args):
+        timed_decode.positions += args[0].numel()
+
+    hook = model.register_forward_pre_hook(count)
+    device = next(model.parameters()).device
+    for _ in range(repeats):
+        dec = TtTDecoder(model, vocab, DecodeConfig(**conf))
+        t0 = time.perf_counter()
+        result = dec.decode(prompt, torch.Generator(device=device).manual_seed(0), forcing)
+        best = min(best, time.perf_counter() - t0)
+    hook.remove()
+    timed_decode.positions //= repeats
+    return best, result
+
+
+def agreement(a: DecodeResult, b: DecodeResult) -> float:
+    """Fraction of audio codes equal position by position (forced layouts have equal lengths).
+
+    Codes are conditioned on earlier ones, so one early change can change many later codes.
+    """
+    x, y = torch.tensor(a.audio_codes), torch.tensor(b.audio_codes)
+    return float((x == y).double().mean()) if len(x) == len(y) and len(x) else float("nan")
+
+
+@torch.no_grad()
+def ar_only_audio_seconds(model, vocab, prompt, forcing: Forcing) -> float:
+    """Seconds spent on audio when every code is one cached AR forward (argmax over codes).
+
+    Same layout as TtT; audio time runs from the SOA being written to the logits of the first
+    token after the span (the forward of the EOA), the same end points as TtT's
+    ``diffusion + span_close`` phases.
+    """
+    runner = CachedRunner(model, vocab)
+    device = next(model.parameters()).device
+    seq = torch.tensor(prompt, device=device)
+    codes = vocab.is_code(torch.arange(len(vocab), device=device))
+    spans = iter(forcing.span_lengths)
+    audio, next_logits_ready = 0.0, False
+    for tok in forcing.text_ids:
+        if not next_logits_ready:
+            runner.next_token_logits(seq)  # the text token's forward (its prediction is forced)
+        seq = torch.cat([seq, seq.new_tensor([tok])])
+        next_logits_ready = tok in (vocab.soa_id, vocab.soa_last_id)
+        if next_logits_ready:
+            t0 = time.perf_counter()
+            for _ in range(next(spans)):
+                code = int(runner.next_token_logits(seq).masked_fill(~codes, -torch.inf).argmax())
+                seq = torch.cat([seq, seq.new_tensor([code])])
+            runner.next_token_logits(seq)  # predicts the EOA, which is forced
+            eoa = vocab.eoa_id if tok == vocab.soa_id else vocab.eoa_last_id
+            seq = torch.cat([seq, seq.new_tensor([eoa])])
+            runner.next_token_logits(seq)  # the EOA forward: logits of the next text token
+            audio += time.perf_counter() - t0
+    return audio
+
+
+def audio_seconds(result: DecodeResult) -> float:
+    return result.timings.get("diffusion", 0.0) + result.timings.get("span_close", 0.0)
+
+
+def main(cmd: Sequence[str] = None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--d_model", type=int, default=256)
+    parser.add_argument("--n_layer", type=int, default=4)
+    parser.add_argument("--n_head", type=int, default=4)
+    parser.add_argument("--text_pieces", type=int, default=500)
+    parser.add_argument("--codes", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=1, help="cached decodes are timed as the best of N")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(cmd)
+    t_start = time.perf_counter()
+    torch.manual_seed(0)
+    vocab = TtTVocabulary.build([f"p{i}" for i in range(args.text_pieces)], codebook_size=args.codes)
+    model = TtTTransformer(len(vocab), d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head, max_len=2048).to(args.device).eval()
+    rng = torch.Generator().manual_seed(0)
+    prompt = build_prompt(vocab, "chat", user_codes=torch.randint(args.codes, (CHAT["prompt_codes"],), generator=rng).tolist())
+    forcing = chat_forcing(vocab, rng)
+    chat = dict(block_length=26, steps_per_block=2, max_span_length=640)
+    print(f"model d_model={args.d_model} n_layer={args.n_layer} vocab={len(vocab)} ({args.codes} codes), "
+          f"threads={torch.get_num_threads()}; chat prompt {len(prompt)} tokens, "
+          f"response {len(forcing.text_ids)} text + {sum(forcing.span_lengths)} codes")
+
+    # ---- 1. cached vs reference, chat layout
+    print("\n[1] chat turn, block 26, 2 steps/block: cached vs reference (full recompute)")
+    t_ref, r_ref = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+    ref_positions = timed_decode.positions
+    t_c, r_c = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    cache_speedup = t_ref / t_c
+    print(f"  CFG off: reference {t_ref:.2f}s  cached {t_c:.3f}s  speedup {cache_speedup:.1f}x  "
+          f"code agreement {agreement(r_c, r_ref):.3f} (float32)")
+    print(f"  positions run through the model: reference {ref_positions}, cached {timed_decode.positions} "
+          f"(ratio {ref_positions / timed_decode.positions:.1f}: the speedup if time were proportional to them)")
+    print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
+    t_ref_g, r_ref_g = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.1, **chat)
+    t_c_g, r_c_g = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1, **chat)
+    t_so, _ = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1,
+                           cfg_uncond="span_only", **chat)
+    print(f"  CFG 0.1 official uncond: reference {t_ref_g:.2f}s  cached {t_c_g:.3f}s  speedup {t_ref_g / t_c_g:.1f}x  "
+          f"code agreement {agreement(r_c_g, r_ref_g):.3f}")
+    print(f"  CFG 0.1 span_only uncond (cached): {t_so:.3f}s  = {t_ref_g / t_so:.1f}x vs reference, "
+          f"{t_c_g / t_so:.1f}x vs cached official")
+    print("  code agreement of span_only with the official unconditional input (and of CFG off with CFG on):")
+    for w in (0.1, 1.0, 3.0):
+        official, span_only = (
+            timed_decode(model, vocab, prompt, forcing, use_cache=True, cfg_scale=w, cfg_uncond=u, **chat)[1]
+            for u in ("official", "span_only")
+        )
+        print(f"    w={w}: span_only vs official {agreement(span_only, official):.3f}  "
+              f"(CFG off vs official {agreement(r_c, official):.3f})")
+
+    # ---- 2. TTS-style single long span
+    print("\n[2] TTS single span: 639 codes + EOA, block 32, 200 steps (10/block)")
+    tts_prompt = build_prompt(vocab, "tts", user_text=[f"p{i}" for i in range(20)])
+    tts_forcing = Forcing([vocab.soa_last_id, vocab.im_end_id], [639])
+    tts = dict(block_length=32, diffusion_steps=200, max_span_length=640, cfg_scale=0.0)
+    t_tr, r_tr = timed_decode(model, vocab, tts_prompt, tts_forcing, use_cache=False, **tts)
+    t_tc, r_tc = timed_decode(model, vocab, tts_prompt, tts_forcing, use_cache=True, **tts)
+    print(f"  reference {t_tr:.2f}s  cached {t_tc:.2f}s  speedup {t_tr / t_tc:.2f}x  agreement {agreement(r_tc, r_tr):.3f}")
+    for name, r in (("reference", r_tr), ("cached", r_tc)):
+        print(f"  {name} phases: " + ", ".join(f"{k} {v:.3f}s" for k, v in r.timings.items()))
+
+    # ---- 3. diffusion vs AR-only audio
+    print("\n[3] audio generation of the chat layout (260 codes): TtT diffusion vs AR-only (1 code / cached forward)")
+    t_ar = min(ar_only_audio_seconds(model, vocab, prompt, forcing) for _ in range(args.repeats))
+    print(f"  AR-only audio {t_ar:.3f}s")
+    ttfa_rows = []
+    diffusion_over_ar = None
+    for steps in (1, 2, 4, 8, 13, 26):
+        t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0,
+                            block_length=26, steps_per_block=steps, max_span_length=640)
+        speedup = t_ar / audio_seconds(r)
+        diffusion_over_ar = speedup if steps == 2 else diffusion_over_ar
+        print(f"  steps/block {steps:2d}: TtT audio {audio_seconds(r):.3f}s  speedup over AR {speedup:.2f}x  (turn {t:.3f}s)")
+        ttfa_rows.append((f"block 26, {steps} steps", t, r))
+
+    # ---- 4. time to first audio, real-time factor
+    print("\n[4] time to first audio (prefix + 13 text tokens + first block) and RTF (12.5 Hz codes), CFG off")
+    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0,
+                        block_length=32, steps_per_block=10, max_span_length=640)
+    ttfa_rows.append(("block 32, 10 steps (paper)", t, r))
+    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1, **chat)
+    ttfa_rows.append(("block 26, 2 steps, CFG 0.1", t, r))
+    for name, t, r in ttfa_rows:
+        rtf = t / (len(r.audio_codes) / CODE_RATE_HZ)
+        print(f"  {name:28s} ttfa {r.time_to_first_audio:.3f}s  turn {t:.3f}s  RTF {rtf:.3f}")
+    print(f"\n(total bench time {time.perf_counter() - t_start:.0f}s)")
+    print(f"cache_speedup={cache_speedup:.2f}")
+    print(f"diffusion_over_ar_speedup={diffusion_over_ar:.2f}")
+    print(f"ttfa_s={r_c.time_to_first_audio:.4f}")
+
+
+if __name__ == "__main__":
+    main()

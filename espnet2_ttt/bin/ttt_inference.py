@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""TtT inference: the :class:`TtTInference` Python API and ``python -m espnet2_ttt.bin.ttt_inference``.
+
+CLI inputs (``--data_path_and_name_and_type PATH,NAME,TYPE``, Kaldi-style ``utt_id value``):
+``speech_codes`` (``utt_id c1 c2 ...``, type ``text_int`` or ``text``) for audio prompts and/or
+``text`` (type ``text``: raw text for the model's SentencePiece model, or space-separated
+pieces with ``--text_is_pieces true``).  Outputs in ``--output_dir``, each written to a
+temporary file renamed only when the whole job succeeded: ``text`` (decoded text),
+``token`` (every generated token string), ``audio_codes`` (``utt_id c1 c2 ...``) and, with
+a speech tokenizer, ``wav.scp`` + ``wav/<utt_id>.wav`` (each wav is itself written atomically;
+the wavs of a failed job's finished utterances stay, unlisted).
+
+Every utterance decodes with its own generator seeded from ``(--seed, utt_id)``, so the
+output does not depend on how a key file is split into parallel jobs.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import sys
+import zlib
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import soundfile
+import torch
+from espnet.utils.cli_utils import get_commandline_args
+from espnet2.fileio.read_text import read_2columns_text
+from espnet2.utils import config_argparse
+from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_none
+
+from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, TtTDecoder, TurnEndEvent
+from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
+from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
+from espnet2_ttt.speech.io import atomic_path, read_codes
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
+
+
+@dataclasses.dataclass
+class TtTOutput:
+    """One decoded turn.  ``wav``/``sample_rate`` only with a speech tokenizer and audio."""
+
+    text: str  # the text pieces of the answer, detokenized (space-joined without a tokenizer)
+    tokens: List[str]  # every generated token string
+    audio_codes: List[int]  # all span codes of the answer, in order
+    result: DecodeResult
+    wav: Optional[np.ndarray] = None
+    sample_rate: Optional[int] = None
+
+
+class TtTInference:
+    """Decode TtT turns from a trained model (``config.yaml`` + ``.pth``).
+
+    Args:
+        train_config, model_file: the training directory's files.
+        device: "cpu", "cuda", ...; dtype: one of DTYPES.
+        bpemodel: SentencePiece model for raw text (default: the training config's).
+        speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
+            training config's; None = no waveform).
+        **decode_conf: :class:`DecodeConfig` fields.
+    """
+
+    def __init__(
+        self,
+        train_config: Union[str, Path],
+        model_file: Union[str, Path],
+        device: str = "cpu",
+        dtype: str = "float32",
+        bpemodel: Optional[str] = None,
+        speech_tokenizer_dir: Optional[str] = None,
+        **decode_conf,
+    ):
+        from espnet2_ttt.tasks.ttt import TtTTask
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        try:
+            model, train_args = TtTTask.build_model_from_file(train_config, model_file, device)
+        except ValueError as e:
+            raise ValueError(f"cannot build a TtT model from {train_config}: {e}") from e
+        model.to(dtype=DTYPES[dtype]).eval()
+        self.device = torch.device(device)
+        self.vocab = model.vocab
+        self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf))
+        self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
+        self.speech_tokenizer_dir = speech_tokenizer_dir or getattr(train_args, "speech_tokenizer_dir", None)
+        self._text_tokenizer = self._speech_tokenizer = None
+
+    @classmethod
+    def from_pretrained(cls, model_tag: str, cachedir: Optional[str] = None, **kwargs) -> "TtTInference":
+        """A packed model (zip/tar path) or a model tag, unpacked by espnet_model_zoo.
+
+        The archive's meta.yaml keys: ``ttt_train_config``, ``ttt_model_file`` and optionally
+        ``speech_tokenizer_dir``.
+        """
+        from espnet_model_zoo.downloader import ModelDownloader
+
+        files = ModelDownloader(cachedir).download_and_unpack(model_tag)
+        missing = [k for k in ("ttt_train_config", "ttt_model_file") if k not in files]
+        if missing:
+            raise ValueError(f"{model_tag}: packed model lacks {missing} (has {sorted(files)})")
+        if kwargs.get("speech_tokenizer_dir") is None:
+            kwargs["speech_tokenizer_dir"] = files.get("speech_tokenizer_dir")
+        return cls(files["ttt_train_config"], files["ttt_model_file"], **kwargs)
+
+    # ------------------------------------------------------------------ tokenizers (lazy)
+    @property
+    def text_tokenizer(self):
+        if self._text_tokenizer is None:
+            if self.bpemodel is None:
+                raise ValueError("raw text needs a SentencePiece model (bpemodel); or give token pieces")
+            from espnet2_ttt.text_tokenizer import TextTokenizer
+
+            self._text_tokenizer = TextTokenizer(self.bpemodel)
+        return self._text_tokenizer
+
+    @property
+    def speech_tokenizer(self):
+        if self._speech_tokenizer is None and self.speech_tokenizer_dir is not None:
+            from espnet2_ttt.speech import load_speech_tokenizer
+
+            self._speech_tokenizer = load_speech_tokenizer(self.speech_tokenizer_dir)
+        return self._speech_tokenizer
+
+    # ------------------------------------------------------------------ decoding
+    def prompt(
+        self,
+        mode: str,
+        text: Union[str, Sequence[str], None] = None,
+        speech_codes: Optional[Sequence[int]] = None,
+        where: str = "prompt",
+    ) -> List[int]:
+        """Prompt ids.  ``text``: a raw string, tokenized and wrapped in the mode's training
+        prompt (:func:`mode_text`; also used without text when a bpemodel is known), or pieces,
+        used as the whole user text (no system prompt)."""
+        if isinstance(text, str) or (text is None and self.bpemodel is not None):
+            system, user = mode_text(mode, self.text_tokenizer, text)
+        else:
+            system, user = [], list(text or [])
+        return build_prompt(self.vocab, mode, user, speech_codes, system, where)
+
+    def stream(
+        self,
+        mode: str = "chat",
+        text: Union[str, Sequence[str], None] = None,
+        speech_codes: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        where: str = "prompt",
+    ) -> Iterator[DecodeEvent]:
+        """Decoding events of one turn (see :mod:`espnet2_ttt.inference.decoder`)."""
+        prompt = self.prompt(mode, text, speech_codes, where)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        return self.decoder.stream(prompt, generator, where=where)
+
+    def __call__(
+        self,
+        mode: str = "chat",
+        text: Union[str, Sequence[str], None] = None,
+        speech_codes: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        where: str = "prompt",
+    ) -> TtTOutput:
+        for event in self.stream(mode, text, speech_codes, seed, where):
+            if isinstance(event, TurnEndEvent):
+                return self.output(event.result)
+        raise AssertionError("decoding ended without a TurnEndEvent")
+
+    def output(self, result: DecodeResult) -> TtTOutput:
+        """Text, tokens, codes (and waveform) of a decoded turn."""
+        vocab = self.vocab
+        tokens = vocab.ids_to_tokens(result.token_ids)
+        specials = {vocab.soa_id, vocab.soa_last_id, vocab.im_end_id}
+        pieces = [t for i, t in zip(result.token_ids, tokens) if not vocab.audio_side_table[i] and i not in specials]
+        text = self.text_tokenizer.decode(pieces) if self.bpemodel else " ".join(pieces)
+        out = TtTOutput(text, tokens, result.audio_codes, result)
+        if result.audio_codes and self.speech_tokenizer is not None:
+            out.wav, out.sample_rate = self.speech_tokenizer.decode(np.asarray(result.audio_codes, dtype=np.int64))
+        return out
+
+
+# ---------------------------------------------------------------------- CLI
+def utterance_seed(seed: int, utt_id: str) -> int:
+    """Seed of one utterance: independent of the order and split of the key file."""
+    return zlib.crc32(f"{seed} {utt_id}".encode("utf-8"))
+
+
+def read_inputs(data_path_and_name_and_type, key_file: Optional[str]) -> Dict[str, Dict[str, object]]:
+    """{utt_id: {"speech_codes": np.ndarray, "text": str}} in key-file (or first-file) order."""
+    tables = {}
+    for path, name, kind in data_path_and_name_and_type:
+        if name not in INPUT_NAMES or kind not in INPUT_NAMES[name]:
+            raise ValueError(f"{path}: input must be one of {INPUT_NAMES} (name: allowed types), got {name},{kind}")
+        tables[name] = dict(read_codes(path)) if name == "speech_codes" else read_2columns_text(path)
+    order = list(next(iter(tables.values())))
+    if key_file is not None:
+        with open(key_file, encoding="utf-8") as f:
+            order = [line.split(maxsplit=1)[0] for line in f if line.strip()]
+    inputs = {}
+    for utt in order:
+        missing = [name for name, table in tables.items() if utt not in table]
+        if missing:
+            raise ValueError(f"utterance {utt}: not found in the {missing} input(s)")
+        inputs[utt] = {name: table[utt] for name, table in tables.items()}
+    return inputs
+
+
+def inference(
+    output_dir: str,
+    data_path_and_name_and_type: Sequence,
+    key_file: Optional[str],
+    train_config: Optional[str],
+    model_file: Optional[str],
+    model_tag: Optional[str],
+    mode: str,
+    ngpu: int,
+    seed: int,
+    dtype: str,
+    batch_size: int,
+    text_is_pieces: bool,
+    bpemodel: Optional[str],
+    speech_tokenizer_dir: Optional[str],
+    **decode_conf,
+) -> None:
+    if batch_size != 1:
+        raise NotImplementedError("batch decoding is not implemented: use --batch_size 1")
+    if ngpu > 1:
+        raise NotImplementedError("one GPU per job: split the key file for more")
+    common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, bpemodel=bpemodel,
+                  speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
+    if model_tag is not None:
+        ttt = TtTInference.from_pretrained(model_tag, **common)
+    elif train_config is None or model_file is None:
+        raise ValueError("give --train_config and --model_file, or --model_tag")
+    else:
+        ttt = TtTInference(train_config, model_file, **common)
+    inputs = read_inputs(data_path_and_name_and_type, key_file)
+    has_text = any(name == "text" for _, name, _ in data_path_and_name_and_type)
+    if has_text and not text_is_pieces and ttt.bpemodel is None:
+        raise ValueError("the text input is raw text but no SentencePiece model is known: "
+                         "give --bpemodel, or --text_is_pieces true for space-separated pieces")
+    out = Path(output_dir)
+    with contextlib.ExitStack() as stack:  # every file appears only if the whole job succeeds
+        def open_atomic(name):
+            f = stack.enter_context(atomic_path(out / name)).open("w", encoding="utf-8")
+            stack.callback(f.close)  # runs before the rename (LIFO)
+            return f
+
+        files = {name: open_atomic(name) for name in ("text", "token", "audio_codes")}
+        wav_scp = open_atomic("wav.scp") if ttt.speech_tokenizer is not None else None
+        for utt, data in inputs.items():
+            text = data.get("text")
+            if text is not None and text_is_pieces:
+                text = text.split()
+            o = ttt(mode, text, data.get("speech_codes"), utterance_seed(seed, utt), where=f"utterance {utt}")
+            r = o.result
+            logging.info(
+                f"{utt}: {len(r.token_ids)} tokens, {len(r.spans)} spans, {len(o.audio_codes)} codes, "
+                f"stop={r.stop_reason}, {r.timings['total']:.2f}s (first audio {r.time_to_first_audio})"
+            )
+            files["text"].write(f"{utt} {o.text}\n")
+            files["token"].write(f"{utt} {' '.join(o.tokens)}\n")
+            files["audio_codes"].write(f"{utt} {' '.join(map(str, o.audio_codes))}\n")
+            if wav_scp is not None and o.wav is not None:
+                wav_path = out / "wav" / f"{utt}.wav"
+                with atomic_path(wav_path) as tmp:
+                    soundfile.write(tmp, o.wav, o.sample_rate)
+                wav_scp.write(f"{utt} {wav_path}\n")
+
+
+def get_parser() -> config_argparse.ArgumentParser:
+    parser = config_argparse.ArgumentParser(
+        description="TtT decoding (AR text + block-diffusion audio)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--log_level", type=lambda x: x.upper(), default="INFO",
+                        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    parser.add_argument("--output_dir", type=str, required=True)
+    parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: one GPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    parser.add_argument("--batch_size", type=int, default=1, help="only 1")
+    group = parser.add_argument_group("Input data related")
+    group.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True, action="append",
+                       help="PATH,speech_codes,text_int and/or PATH,text,text")
+    group.add_argument("--key_file", type=str_or_none)
+    group.add_argument("--mode", choices=MODES, default="chat",
+                       help="text: text->text, asr: audio->text, tts: text->audio, chat: audio->text+audio")
+    group.add_argument("--text_is_pieces", type=str2bool, default=False,
+                       help="the text input holds space-separated token pieces, not raw text")
+    group = parser.add_argument_group("The model configuration related")
+    group.add_argument("--train_config", type=str_or_none)
+    group.add_argument("--model_file", type=str_or_none)
+    group.add_argument("--model_tag", type=str_or_none, help="packed model or tag (overrides the two above)")
+    group.add_argument("--bpemodel", type=str_or_none, help="default: the training config's")
+    group.add_argument("--speech_tokenizer_dir", type=str_or_none, help="default: the training config's")
+    group = parser.add_argument_group("Decoding related (DecodeConfig)")
+    choices = {"remasking": ("low_confidence", "random"), "cfg_uncond": CFG_UNCOND_INPUTS}
+    for f in dataclasses.fields(DecodeConfig):
+        kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
+        group.add_argument(f"--{f.name}", type=kind, default=f.default, choices=choices.get(f.name),
+                           help="see espnet2_ttt.inference.DecodeConfig")
+    return parser
+
+
+def main(cmd=None):
+    print(get_commandline_args(), file=sys.stderr)
+    args = get_parser().parse_args(cmd)
+    kwargs = vars(args)
+    logging.basicConfig(level=kwargs.pop("log_level"),
+                        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    kwargs.pop("config", None)
+    inference(**kwargs)
+
+
+if __name__ == "__main__":
+    main()

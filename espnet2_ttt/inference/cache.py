@@ -1,0 +1,68 @@
+"""How the decoder obtains logits: exact KV caching, or the official full recompute.
+
+Both runners answer the same two questions about a committed sequence ``seq`` ([L] ids):
+
+* ``next_token_logits(seq)`` -> [V]: logits at the last position (AR text step).
+* ``span_logits(seq, span)`` -> [S, V]: logits of the current span's positions ``span``
+  ([S] ids: committed blocks of this span + the current block, with ``[M]``), placed right
+  after ``seq`` (which ends with the span's SOA).
+
+:class:`CachedRunner` is exact under the modality mask (doc 7.6): everything before the
+current span's first audio position never changes, so it is cached once; the span itself is
+bidirectional and is recomputed at every step against the cache; a finished span enters the
+cache with the next AR step (whose last row gives the first token after the span).
+:class:`FullRecompute` reruns the whole sequence at every call (the official behaviour) and is
+the reference the cached path is tested against.
+"""
+from __future__ import annotations
+
+import torch
+
+from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.models.transformer import AbsBackbone
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+
+class FullRecompute:
+    """Reference runner: one full forward over ``seq (+ span)`` per call, no cache."""
+
+    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary):
+        self.backbone, self.vocab = backbone, vocab
+
+    def run(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits."""
+        mask = build_modality_mask(self.vocab.is_audio_side(ids)[None])
+        pos = torch.arange(start, start + len(ids), device=ids.device)[None]
+        return self.backbone(ids[None], mask, pos)[0]
+
+    def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.run(seq)[-1]
+
+    def span_logits(self, seq: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        return self.run(torch.cat([seq, span]))[len(seq) :]
+
+
+class CachedRunner(FullRecompute):
+    """Exact KV-cached runner.  Invariant: the cache holds a prefix of every ``seq`` it is given."""
+
+    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary):
+        super().__init__(backbone, vocab)
+        self.cache = backbone.new_cache()
+
+    def _forward(self, seq: torch.Tensor, new: torch.Tensor, extend: bool) -> torch.Tensor:
+        """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``."""
+        is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
+        mask = build_modality_mask(is_audio, num_queries=len(new))
+        return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend)[0]
+
+    def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
+        """Appends the uncached tail of ``seq`` (one AR token, or a finished span + EOA) to the cache."""
+        done = self.cache.length
+        return self._forward(seq[:done], seq[done:], extend=True)[-1]
+
+    def span_logits(self, seq: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
+        """Caches ``seq`` (up to the SOA) if needed; the span runs against it, uncached."""
+        done = self.cache.length
+        if done < len(seq):
+            self._forward(seq[:done], seq[done:], extend=True)
+        return self._forward(seq, span, extend=False)

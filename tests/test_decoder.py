@@ -1,0 +1,313 @@
+"""TtT decoder: exact KV cache, sampler, diffusion step, span control, streaming, bad inputs."""
+import copy
+import logging
+
+import pytest
+import torch
+
+from espnet2_ttt.inference import (
+    AudioEvent,
+    DecodeConfig,
+    Forcing,
+    SpanEndEvent,
+    TextEvent,
+    TtTDecoder,
+    TurnEndEvent,
+    build_prompt,
+)
+from espnet2_ttt.inference.sampler import (
+    commit_schedule,
+    diffusion_step,
+    gumbel_argmax,
+    sample_text,
+    steps_per_block,
+)
+from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
+from espnet2_ttt.vocabulary import TtTVocabulary
+
+PIECES = [f"w{i}" for i in range(24)]
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return TtTVocabulary.build(PIECES, codebook_size=16)
+
+
+@pytest.fixture(scope="module")
+def model(vocab):
+    torch.manual_seed(0)
+    return TtTTransformer(vocab_size=len(vocab), d_model=64, n_layer=2, n_head=4, max_len=400, init_std=0.2).double()
+
+
+def prompt_for(vocab, mode):
+    text = ["w1", "w2", "w3"]
+    codes = [3, 1, 4, 1, 5, 9, 2, 6]
+    return {
+        "text": build_prompt(vocab, "text", user_text=text),
+        "asr": build_prompt(vocab, "asr", user_codes=codes, system_text=["w7"]),
+        "tts": build_prompt(vocab, "tts", user_text=text),
+        "chat": build_prompt(vocab, "chat", user_codes=codes),
+    }[mode]
+
+
+def config(**kw):
+    base = dict(max_new_tokens=90, block_length=8, steps_per_block=3, max_span_length=24,
+                top_k=6, top_p=0.9, diffusion_temperature=0.8, cfg_scale=0.0)
+    return DecodeConfig(**{**base, **kw})
+
+
+def decode(model, vocab, prompt, seed=0, forcing=None, **kw):
+    return TtTDecoder(model, vocab, config(**kw)).decode(prompt, torch.Generator().manual_seed(seed), forcing)
+
+
+# ---------------------------------------------------------------- exact cache
+@pytest.mark.parametrize("cfg_scale", [0.0, 0.5])
+@pytest.mark.parametrize("mode", ["text", "asr", "tts", "chat"])
+def test_cached_equals_reference(model, vocab, mode, cfg_scale):
+    """Same seed, float64: the cached path writes exactly the reference (full recompute) tokens."""
+    prompt = prompt_for(vocab, mode)
+    # start with one forced span so that every mode has diffusion and AR after a span
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
+    cached = decode(model, vocab, prompt, forcing=forcing, cfg_scale=cfg_scale, use_cache=True)
+    reference = decode(model, vocab, prompt, forcing=forcing, cfg_scale=cfg_scale, use_cache=False)
+    assert cached.token_ids == reference.token_ids
+    assert cached.spans == reference.spans and len(cached.spans) >= 1
+    assert len(cached.spans[0]) == 11
+    assert cached.forwards == reference.forwards
+
+
+@pytest.mark.parametrize("kw", [dict(remasking="random"), dict(cfg_scale=0.5, cfg_uncond="span_only"),
+                                dict(diffusion_temperature=0.0, ar_temperature=0.0, top_k=0, top_p=1.0)])
+def test_cached_equals_reference_options(model, vocab, kw):
+    prompt = prompt_for(vocab, "chat")
+    forcing = Forcing(text_ids=[vocab.soa_last_id], span_lengths=[13])
+    cached = decode(model, vocab, prompt, seed=3, forcing=forcing, use_cache=True, **kw)
+    reference = decode(model, vocab, prompt, seed=3, forcing=forcing, use_cache=False, **kw)
+    assert cached.token_ids == reference.token_ids
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cfg_scale", [0.0, 0.5])
+def test_cached_equals_reference_on_cuda(model, vocab, cfg_scale):
+    gpu = copy.deepcopy(model).cuda()
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
+    cached, reference = (
+        TtTDecoder(gpu, vocab, config(cfg_scale=cfg_scale, use_cache=c)).decode(
+            prompt_for(vocab, "chat"), torch.Generator("cuda").manual_seed(0), forcing)
+        for c in (True, False)
+    )
+    assert cached.token_ids == reference.token_ids and len(cached.spans[0]) == 11
+
+
+def test_cfg_changes_the_audio(model, vocab):
+    """Guidance is really applied: a large scale changes the written codes."""
+    prompt = prompt_for(vocab, "chat")
+    forcing = Forcing(text_ids=[vocab.soa_last_id], span_lengths=[16])
+    plain = decode(model, vocab, prompt, forcing=forcing, diffusion_temperature=0.0)
+    guided = decode(model, vocab, prompt, forcing=forcing, diffusion_temperature=0.0, cfg_scale=3.0)
+    assert plain.spans[0] != guided.spans[0]
+
+
+# ---------------------------------------------------------------- schedule and sampler
+def test_commit_schedule_official_split():
+    assert commit_schedule(26, 2) == [13, 13]
+    assert commit_schedule(32, 10) == [4, 4, 3, 3, 3, 3, 3, 3, 3, 3]
+    assert commit_schedule(5, 5) == [1] * 5
+    for bk in range(1, 40):
+        for s in range(1, bk + 1):
+            ks = commit_schedule(bk, s)
+            assert sum(ks) == bk and max(ks) - min(ks) <= 1
+    with pytest.raises(ValueError):
+        commit_schedule(4, 5)
+    assert steps_per_block(200, 640, 32) == 10  # paper
+    assert steps_per_block(200, 2600, 26) == 2  # repository example
+    with pytest.raises(ValueError, match="multiple"):
+        steps_per_block(200, 650, 32)
+    with pytest.raises(ValueError, match="multiple"):
+        steps_per_block(30, 640, 32)
+    assert DecodeConfig().steps_per_block == 10
+
+
+def test_low_confidence_commits_the_most_confident_masked_positions():
+    M = 99
+    vocab_ids = torch.tensor([10, 11, 12])
+    block = torch.tensor([M, 11, M, M, M])
+    logits = torch.tensor([
+        [0.0, 1.0, 0.0],   # conf of argmax 1: ~0.58
+        [9.0, 0.0, 0.0],   # already committed: never touched
+        [5.0, 0.0, 0.0],   # ~0.987 -> committed
+        [0.0, 0.0, 3.0],   # ~0.91  -> committed
+        [0.0, 0.2, 0.0],   # ~0.38
+    ], dtype=torch.float64)
+    out = diffusion_step(block, logits, vocab_ids, 2, M, 0.0, "low_confidence", torch.Generator().manual_seed(0))
+    assert out.tolist() == [M, 11, 10, 12, M]
+    out = diffusion_step(out, logits, vocab_ids, 2, M, 0.0, "low_confidence", torch.Generator().manual_seed(0))
+    assert out.tolist() == [11, 11, 10, 12, 11]
+
+
+def test_random_remasking_commits_only_masked_positions():
+    M = 99
+    block = torch.tensor([M, 10, M, M, 12, M])
+    logits = torch.zeros(6, 3, dtype=torch.float64)
+    out = diffusion_step(block, logits, torch.tensor([10, 11, 12]), 3, M, 0.0, "random", torch.Generator().manual_seed(1))
+    assert out[1] == 10 and out[4] == 12
+    assert int((out == M).sum()) == 1 and int((out != M).sum()) == 5
+
+
+def test_gumbel_sampling_matches_softmax_with_temperature():
+    z = torch.tensor([1.0, 0.0, -0.5, 2.0], dtype=torch.float64)
+    n, T = 40000, 0.7
+    draws = gumbel_argmax(z.expand(n, 4), T, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4).double() / n
+    expected = torch.softmax(z / T, dim=0)
+    assert torch.allclose(freq, expected, atol=0.01), (freq, expected)
+    g = torch.Generator().manual_seed(5)
+    state = g.get_state()
+    assert gumbel_argmax(z.expand(3, 4), 0.0, g).tolist() == [3, 3, 3]
+    assert torch.equal(g.get_state(), state)  # greedy draws nothing
+
+
+def test_text_sampling_top_k_top_p():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    z = probs.log()
+    g = torch.Generator().manual_seed(0)
+    assert sample_text(z, 0.0, 0, 1.0, g) == 0  # greedy
+    n = 3000
+    top_p = torch.bincount(torch.tensor([sample_text(z, 0.0, 0, 0.7, g) for _ in range(n)]), minlength=4)
+    # keep tokens whose preceding mass < 0.7: {0, 1}, renormalised 0.625 / 0.375 (T = 1 implicit)
+    assert top_p[2:].sum() == 0 and abs(top_p[0] / n - 0.625) < 0.025
+    top_k = torch.bincount(torch.tensor([sample_text(z, 0.0, 3, 1.0, g) for _ in range(n)]), minlength=4)
+    assert top_k[3] == 0 and abs(top_k[2] / n - 0.15 / 0.95) < 0.02
+
+
+# ---------------------------------------------------------------- span control
+class ScriptedBackbone(AbsBackbone):
+    """No network: the row at position p favours ``at_mask[p]`` if its input is ``[M]``, else
+    ``at_token[p]`` (``default`` when unscripted).  Used with the reference runner only."""
+
+    def __init__(self, vocab, at_mask, at_token, default):
+        super().__init__()
+        self.vocab_size, self.mask_id = len(vocab), vocab.mask_id
+        self.at_mask, self.at_token, self.default = at_mask, at_token, default
+        self.anchor = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))  # gives a device
+
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+        logits = torch.zeros(*input_ids.shape, self.vocab_size, dtype=torch.float64)
+        for i, (tok, p) in enumerate(zip(input_ids[0].tolist(), position_ids[0].tolist())):
+            table = self.at_mask if tok == self.mask_id else self.at_token
+            logits[0, i, table.get(p, self.default)] = 10.0 + p / 100  # distinct confidences
+        return logits
+
+    def new_cache(self):
+        raise NotImplementedError("scripted backbone has no cache")
+
+
+def test_earliest_eoa_ends_the_span_and_drops_the_rest(vocab):
+    prompt = prompt_for(vocab, "text")
+    P = len(prompt)  # AR writes the SOA at P; the span's first block covers P+1 .. P+8
+    code = vocab.first_code_id + 7
+    at_mask = {P + 1 + i: code for i in range(8)}
+    at_mask[P + 3] = vocab.eoa_last_id  # earliest EOA (the official check order would pick the other)
+    at_mask[P + 5] = vocab.eoa_id
+    at_token = {P - 1: vocab.soa_id, P + 3: vocab.im_end_id}  # AR rows: SOA, then <|im_end|> after the EOA
+    backbone = ScriptedBackbone(vocab, at_mask, at_token, vocab.token2id["w0"])
+    dec = TtTDecoder(backbone, vocab, config(use_cache=False, top_k=0, top_p=1.0, diffusion_temperature=0.0))
+    events = list(dec.stream(prompt, torch.Generator().manual_seed(0)))
+    result = events[-1].result
+    assert vocab.ids_to_tokens(result.token_ids) == [
+        "<|begin_of_audio|>", "<|audio_7|>", "<|audio_7|>", "<|end_of_audio_span_last|>", "<|im_end|>"
+    ]
+    audio = [e for e in events if isinstance(e, AudioEvent)]
+    assert len(audio) == 1 and audio[0].codes == [7, 7] and len(audio[0].ids) == 3
+    assert result.stop_reason == "im_end" and result.spans == [[7, 7]]
+
+
+def test_forced_span_length_and_ar_after_eoa(model, vocab):
+    forcing = Forcing(text_ids=[vocab.token2id["w2"], vocab.soa_id, vocab.token2id["w3"]], span_lengths=[5])
+    result = decode(model, vocab, prompt_for(vocab, "tts"), forcing=forcing)
+    toks = vocab.ids_to_tokens(result.token_ids)
+    assert toks[:2] == ["w2", "<|begin_of_audio|>"]
+    assert all(t.startswith("<|audio_") for t in toks[2:7]) and toks[7] == "<|end_of_audio_new|>"
+    assert toks[8] == "w3" and len(result.spans[0]) == 5
+
+
+def test_max_span_length_closes_the_span_with_a_warning(model, vocab, caplog):
+    forcing = Forcing(text_ids=[vocab.soa_last_id], span_lengths=[1000])  # EOA never allowed in budget
+    with caplog.at_level(logging.WARNING):
+        result = decode(model, vocab, prompt_for(vocab, "chat"), forcing=forcing, max_span_length=20)
+    assert "span 0 produced no end-of-span marker within 20 tokens" in caplog.text
+    toks = vocab.ids_to_tokens(result.token_ids)
+    assert len(result.spans[0]) == 20
+    assert toks[21] == "<|end_of_audio_span_last|>"  # closed with the EOA matching <|begin_of_quad|>
+    assert len(toks) > 22 and not vocab.audio_side_table[result.token_ids[22]]  # AR continued
+
+
+def test_length_limit_inside_a_span(model, vocab):
+    forcing = Forcing(text_ids=[vocab.soa_id], span_lengths=[1000])
+    result = decode(model, vocab, prompt_for(vocab, "chat"), forcing=forcing, max_new_tokens=15, max_span_length=800)
+    assert len(result.token_ids) == 15 and result.stop_reason == "length"
+    assert len(result.spans[0]) == 14  # no room left for an EOA
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_forbidden_tokens_never_written(model, vocab, seed):
+    """Spans hold only codes + EOA; AR writes only text pieces, SOAs and <|im_end|>."""
+    result = decode(model, vocab, prompt_for(vocab, "chat"), seed=seed, max_new_tokens=120)
+    ids = torch.tensor(result.token_ids)
+    in_span = vocab.is_audio_side(ids)
+    assert vocab.span_vocab_table[ids[in_span]].all()
+    ar_ok = set(vocab.tokens_to_ids(PIECES + ["<|begin_of_audio|>", "<|begin_of_quad|>", "<|im_end|>"]))
+    assert set(ids[~in_span].tolist()) <= ar_ok
+    # one span per SOA (the last may be empty when the SOA took the last position)
+    assert int(torch.isin(ids, torch.tensor([vocab.soa_id, vocab.soa_last_id])).sum()) == len(result.spans)
+    assert sum(map(len, result.spans)) == int(vocab.is_code(ids).sum())
+
+
+# ---------------------------------------------------------------- streaming
+def test_stream_events_reassemble_the_result(model, vocab):
+    forcing = Forcing(text_ids=[vocab.token2id["w4"], vocab.soa_id], span_lengths=[19])
+    dec = TtTDecoder(model, vocab, config(block_length=6, steps_per_block=2))
+    events = list(dec.stream(prompt_for(vocab, "chat"), torch.Generator().manual_seed(2), forcing))
+    result = events[-1].result
+    assert isinstance(events[-1], TurnEndEvent)
+    assert [i for e in events for i in e.ids] == result.token_ids
+    per_span = {}
+    for e in events:
+        if isinstance(e, AudioEvent):
+            per_span.setdefault(e.span_index, []).extend(e.codes)
+    assert [per_span[i] for i in sorted(per_span)] == result.spans
+    first = [e for e in events if isinstance(e, AudioEvent)][:4]
+    assert [len(e.codes) for e in first[:3]] == [6, 6, 6] and first[3].codes == result.spans[0][18:]
+    assert all(isinstance(e, TextEvent) and len(e.ids) == 1 for e in events[:2])
+    assert any(isinstance(e, SpanEndEvent) and e.num_codes == 19 for e in events)
+    assert result.time_to_first_audio == first[0].time_s
+    times = [e.time_s for e in events]
+    assert times == sorted(times)
+
+
+# ---------------------------------------------------------------- bad inputs
+def test_bad_inputs(model, vocab):
+    dec = TtTDecoder(model, vocab, config())
+    g = torch.Generator()
+    with pytest.raises(ValueError, match="empty prompt"):
+        dec.decode([], g)
+    with pytest.raises(ValueError, match="max length is 400"):
+        dec.decode([vocab.token2id["w1"]] * 400, g)
+    with pytest.raises(ValueError, match="out of range"):
+        dec.decode([len(vocab)], g)
+    with pytest.raises(ValueError, match="utt7: audio code 16 is out of range"):
+        build_prompt(vocab, "asr", user_codes=[1, 16], where="utt7")
+    with pytest.raises(ValueError, match="utt7: mode 'asr' needs user audio"):
+        build_prompt(vocab, "asr", user_text=["w1"], where="utt7")
+    with pytest.raises(ValueError, match="utt7: mode 'tts' needs user text"):
+        build_prompt(vocab, "tts", user_codes=[1], where="utt7")
+    with pytest.raises(ValueError, match="utt7: token #5 'nope' is invalid"):
+        build_prompt(vocab, "text", user_text=["nope"], where="utt7")
+    with pytest.raises(ValueError, match="unknown mode"):
+        build_prompt(vocab, "sing", user_text=["w1"])
+    with pytest.raises(ValueError, match="vocab_size"):
+        TtTDecoder(TtTTransformer(vocab_size=len(vocab) + 1, d_model=16, n_layer=1, n_head=2), vocab)
+    with pytest.raises(ValueError, match="remasking"):
+        config(remasking="best")
+    with pytest.raises(ValueError, match="cfg_uncond"):
+        config(cfg_uncond="none")

@@ -1,0 +1,195 @@
+"""TtT inference CLI and Python API on a tiny model trained in-process with ttt_train."""
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from espnet2_ttt.bin.ttt_inference import TtTInference, get_parser, main as ttt_inference, utterance_seed
+from espnet2_ttt.bin.ttt_train import main as ttt_train
+from espnet2_ttt.speech import PrecomputedTokenizer
+
+from espnet2_ttt.inference import DecodeConfig
+
+from helpers import chat_sequence, tiny_vocab, write_seq_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DECODE = dict(max_new_tokens=40, block_length=8, steps_per_block=2, max_span_length=32, cfg_scale=0.1)
+DECODE_ARGS = [a for k, v in DECODE.items() for a in (f"--{k}", str(v))]
+CODES = {"u1": [1, 2, 3, 4, 5], "u2": [7, 7, 7], "u3": [0, 15, 3, 3], "u4": [9, 8]}
+
+
+def fake_speech_decoder(codes, samples_per_code=4):
+    """External decoder for the 'precomputed' speech tokenizer: code k -> k/100 constant samples."""
+    return np.repeat(codes.astype(np.float32) / 100, samples_per_code), 8000
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """config.yaml + valid.loss.best.pth of a 1-layer model trained 40 epochs on chat data."""
+    d = tmp_path_factory.mktemp("ttt_model")
+    rng = random.Random(0)
+    tiny_vocab().save(d / "tokens.txt")
+    seqs = {f"utt{i:02d}": chat_sequence(rng, n_spans=2) for i in range(8)}
+    for split in ("train", "valid"):
+        write_seq_file(d / split / "seq", seqs)
+        (d / split / "seq_shape").write_text("".join(f"{k} {len(v)}\n" for k, v in sorted(seqs.items())))
+    ttt_train([
+        "--token_list", str(d / "tokens.txt"), "--output_dir", str(d / "exp"),
+        "--train_data_path_and_name_and_type", f"{d}/train/seq,seq,text",
+        "--valid_data_path_and_name_and_type", f"{d}/valid/seq,seq,text",
+        "--train_shape_file", f"{d}/train/seq_shape", "--valid_shape_file", f"{d}/valid/seq_shape",
+        "--batch_type", "unsorted", "--batch_size", "4", "--max_epoch", "40", "--ngpu", "0",
+        "--backbone_conf", "{'d_model': 32, 'n_layer': 1, 'n_head': 2, 'max_len': 128}",
+        "--optim", "adam", "--optim_conf", "lr=0.01", "--keep_nbest_models", "1", "--seed", "0",
+        "--use_tensorboard", "false", "--use_matplotlib", "false", "--num_workers", "0",
+    ])
+    return d / "exp"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "codes").write_text("".join(f"{u} {' '.join(map(str, c))}\n" for u, c in CODES.items()))
+    (d / "text").write_text("u1 ▁w1 ▁w3\nu2 ▁w2\nu3 ▁w4 ▁w4\nu4 ▁w5\n")
+    return d
+
+
+def run_cli(model_dir, inputs, out, *extra, key_file=None):
+    cmd = [
+        "--train_config", str(model_dir / "config.yaml"), "--model_file", str(model_dir / "valid.loss.best.pth"),
+        "--data_path_and_name_and_type", f"{inputs / 'codes'},speech_codes,text_int",
+        "--output_dir", str(out), "--mode", "chat", "--seed", "7", *DECODE_ARGS, *extra,
+    ]
+    ttt_inference(cmd + (["--key_file", str(key_file)] if key_file else []))
+
+
+def read_kaldi(path):
+    return dict(line.rstrip("\n").split(" ", 1) for line in Path(path).read_text().splitlines(keepends=True))
+
+
+def test_cli_outputs_match_the_python_api(model_dir, inputs, tmp_path):
+    run_cli(model_dir, inputs, tmp_path / "out")
+    texts, tokens, codes = (read_kaldi(tmp_path / "out" / n) for n in ("text", "token", "audio_codes"))
+    assert list(tokens) == list(CODES)  # input order
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    spoken = 0
+    for utt, utt_codes in CODES.items():
+        o = api("chat", None, utt_codes, seed=utterance_seed(7, utt))
+        assert tokens[utt] == " ".join(o.tokens) and texts[utt] == o.text
+        assert codes[utt] == " ".join(map(str, o.audio_codes))
+        # the codes file is exactly the <|audio_k|> tokens of the token file, in order
+        assert [int(t[8:-2]) for t in o.tokens if t.startswith("<|audio_")] == o.audio_codes
+        spoken += len(o.audio_codes) > 0
+    assert spoken >= 2  # the trained model does write spans
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["audio_codes", "text", "token"]
+
+
+def test_split_jobs_give_the_single_job_output(model_dir, inputs, tmp_path):
+    run_cli(model_dir, inputs, tmp_path / "all")
+    (tmp_path / "keys.1").write_text("u1\nu2\n")
+    (tmp_path / "keys.2").write_text("u3\nu4\n")
+    for j in (1, 2):
+        run_cli(model_dir, inputs, tmp_path / f"out.{j}", key_file=tmp_path / f"keys.{j}")
+    for name in ("text", "token", "audio_codes"):
+        merged = (tmp_path / "out.1" / name).read_text() + (tmp_path / "out.2" / name).read_text()
+        assert merged == (tmp_path / "all" / name).read_text()
+
+
+def test_text_input_tts_mode_and_waveforms(model_dir, inputs, tmp_path):
+    tok_dir = tmp_path / "speech_tok"
+    PrecomputedTokenizer(codebook_size=16, sample_rate=8000, decoder="test_inference_cli:fake_speech_decoder").save(tok_dir)
+    run_cli(model_dir, inputs, tmp_path / "out", "--mode", "tts", "--text_is_pieces", "true",
+            "--data_path_and_name_and_type", f"{inputs / 'text'},text,text", "--speech_tokenizer_dir", str(tok_dir))
+    codes = read_kaldi(tmp_path / "out" / "audio_codes")
+    wav_scp = read_kaldi(tmp_path / "out" / "wav.scp")
+    assert set(wav_scp) == {u for u, c in codes.items() if c}  # a waveform for every answer with audio
+    assert wav_scp
+    import soundfile
+
+    for utt, path in wav_scp.items():
+        wav, sr = soundfile.read(path)
+        expected = [int(c) / 100 for c in codes[utt].split() for _ in range(4)]
+        assert sr == 8000 and np.allclose(wav, expected, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Expanding a local model")
+def test_packed_model_from_pretrained(model_dir, tmp_path):
+    from espnet2.main_funcs.pack_funcs import pack
+
+    zip_path = tmp_path / "model.zip"
+    pack(files={"ttt_model_file": str(model_dir / "valid.loss.best.pth")},
+         yaml_files={"ttt_train_config": str(model_dir / "config.yaml")}, option=[], outpath=str(zip_path))
+    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), **DECODE)
+    direct = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    assert packed("asr", None, CODES["u1"], seed=3).tokens == direct("asr", None, CODES["u1"], seed=3).tokens
+
+
+def test_streaming_api_time_to_first_audio(model_dir):
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    events = list(api.stream("chat", None, CODES["u3"], seed=1))
+    result = events[-1].result
+    assert [i for e in events for i in e.ids] == result.token_ids
+    assert result.time_to_first_audio is None or 0 < result.time_to_first_audio <= result.timings["total"]
+
+
+def test_a_bad_utterance_fails_the_job_without_partial_outputs(model_dir, inputs, tmp_path):
+    bad = tmp_path / "codes"
+    bad.write_text("a1 1 2\na2 3 16\na3 4\n")  # 16 is outside the 16-code codebook
+    with pytest.raises(ValueError, match="utterance a2: audio code 16 is out of range"):
+        ttt_inference(["--train_config", str(model_dir / "config.yaml"),
+                       "--model_file", str(model_dir / "valid.loss.best.pth"),
+                       "--data_path_and_name_and_type", f"{bad},speech_codes,text_int",
+                       "--output_dir", str(tmp_path / "out"), *DECODE_ARGS])
+    assert list((tmp_path / "out").iterdir()) == []  # a1 was decoded, but nothing is left behind
+
+
+@pytest.mark.parametrize("content, message", [
+    ("e1 " + " ".join(["1"] * 130) + "\n", "utterance e1: prompt of 140 tokens leaves no room: the model's max length is 128"),
+    ("e1 x 2\n", "utterance 'e1': codes must be integers"),
+])
+def test_bad_prompts_name_the_utterance(model_dir, tmp_path, content, message):
+    (tmp_path / "codes").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        ttt_inference(["--train_config", str(model_dir / "config.yaml"),
+                       "--model_file", str(model_dir / "valid.loss.best.pth"),
+                       "--data_path_and_name_and_type", f"{tmp_path / 'codes'},speech_codes,text",
+                       "--output_dir", str(tmp_path / "out"), *DECODE_ARGS])
+
+
+def test_bad_setups(model_dir, inputs, tmp_path):
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    with pytest.raises(ValueError, match="utt9: mode 'tts' needs user text"):
+        api("tts", [], None, where="utt9")
+    with pytest.raises(ValueError, match="raw text needs a SentencePiece model"):
+        api("text", "hello")
+    with pytest.raises(ValueError, match="give --train_config and --model_file, or --model_tag"):
+        ttt_inference(["--data_path_and_name_and_type", f"{inputs / 'codes'},speech_codes,text_int",
+                       "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="input must be one of"):
+        run_cli(model_dir, inputs, tmp_path / "o", "--data_path_and_name_and_type", f"{inputs / 'text'},speech,sound")
+    with pytest.raises(ValueError, match="raw text but no SentencePiece model"):
+        run_cli(model_dir, inputs, tmp_path / "o", "--data_path_and_name_and_type", f"{inputs / 'text'},text,text")
+    (tmp_path / "empty").write_text("u1\n")  # empty prompt text
+    with pytest.raises(ValueError, match="utterance u1: mode 'tts' needs user text"):
+        run_cli(model_dir, inputs, tmp_path / "o", "--mode", "tts", "--text_is_pieces", "true",
+                "--data_path_and_name_and_type", f"{tmp_path / 'empty'},text,text", key_file=tmp_path / "empty")
+    (tmp_path / "keys").write_text("u1\nnope\n")
+    with pytest.raises(ValueError, match="utterance nope: not found"):
+        run_cli(model_dir, inputs, tmp_path / "o", key_file=tmp_path / "keys")
+    # a model whose token list has no audio tokens
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    config["token_list"] = [t for t in config["token_list"] if not t.startswith("<|audio_")]
+    (tmp_path / "no_audio.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="cannot build a TtT model from .*no_audio.yaml: token_list has no audio tokens"):
+        TtTInference(tmp_path / "no_audio.yaml", model_dir / "valid.loss.best.pth")
+
+
+def test_decode_yaml_sets_the_paper_settings():
+    args = get_parser().parse_args(["--config", str(ROOT / "conf" / "decode.yaml"), "--output_dir", "x",
+                                    "--data_path_and_name_and_type", "a,text,text", "--top_k", "5"])
+    conf = DecodeConfig(**{k: v for k, v in vars(args).items() if k in DecodeConfig.__dataclass_fields__})
+    assert (conf.block_length, conf.steps_per_block, conf.max_span_length, conf.cfg_scale) == (32, 10, 640, 0.1)
+    assert (conf.top_k, conf.top_p, conf.cfg_uncond) == (5, 0.95, "official")  # the command line wins
