@@ -81,6 +81,7 @@ inference_config=conf/decode_ttt.yaml
 inference_args=""
 inference_tag=""
 inference_model=valid.acc.ave.pth
+decode_dir=""           # default: ${ttt_exp}/${inference_tag}; RESULTS.md goes to its parent
 eval_tasks="asr tts qa"
 eval_max_per_task=0     # 0: decode every test dialogue of a task
 asr_model_file=""       # independent ESPnet ASR for stage 11 (default: trained in stage 11)
@@ -132,6 +133,8 @@ mkdir -p "${expdir}"
 [ -z "${ttt_exp}" ] && ttt_exp="${expdir}/ttt_${ttt_tag}"
 [ -z "${ttt_stats_dir}" ] && ttt_stats_dir="${expdir}/ttt_stats"
 [ -z "${inference_tag}" ] && inference_tag="decode_$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+[ -z "${decode_dir}" ] && decode_dir="${ttt_exp}/${inference_tag}"
+results_dir=$(dirname "${decode_dir}")
 [ -z "${asr_exp}" ] && asr_exp="${expdir}/asr_independent"
 given_tokenizer=false
 [ -n "${speech_tokenizer_dir}" ] && given_tokenizer=true
@@ -270,7 +273,7 @@ if run_stage 10; then
     stage_begin 10 "Block-wise diffusion decoding of ${test_sets} (${eval_tasks}, nj=${inference_nj})"
     for x in ${test_sets}; do
         for task in ${eval_tasks}; do
-            _in="${dumpdir}/eval/${x}/${task}"; _dir="${ttt_exp}/${inference_tag}/${x}_${task}"; _logdir="${_dir}/logs"
+            _in="${dumpdir}/eval/${x}/${task}"; _dir="${decode_dir}/${x}_${task}"; _logdir="${_dir}/logs"
             mkdir -p "${_logdir}"
             _nj=$(min "${inference_nj}" "$(wc -l < "${_in}/keys")")
             _split=""; for n in $(seq "${_nj}"); do _split+=" ${_logdir}/keys.${n}.scp"; done
@@ -305,9 +308,9 @@ if run_stage 11; then
     [ -n "${asr_model_tag}" ] && _asr_opts="--asr_model_tag ${asr_model_tag}"
     for x in ${test_sets}; do
         # the ASR on the original test audio: its own error rate bounds what the other numbers can show
-        _jobs=("${dumpdir}/raw/${x}/wav.scp:${ttt_exp}/${inference_tag}/${x}_original")
+        _jobs=("${dumpdir}/raw/${x}/wav.scp:${decode_dir}/${x}_original")
         for task in ${eval_tasks}; do
-            _wavs="${ttt_exp}/${inference_tag}/${x}_${task}/wav.scp"
+            _wavs="${decode_dir}/${x}_${task}/wav.scp"
             [ -s "${_wavs}" ] && _jobs+=("${_wavs}:$(dirname "${_wavs}")")
         done
         for job in "${_jobs[@]}"; do
@@ -324,14 +327,14 @@ if run_stage 11; then
 fi
 
 if run_stage 12; then
-    stage_begin 12 "Scoring -> ${ttt_exp}/RESULTS.md"
+    stage_begin 12 "Scoring -> ${results_dir}/RESULTS.md"
     for x in ${test_sets}; do
         ${python} -m espnet2_ttt.bin.score_eval --eval_dir "${dumpdir}/eval/${x}" --test_set "${x}" \
-            --decode_dir "${ttt_exp}/${inference_tag}" --raw_dir "${dumpdir}/raw/${x}" --tasks "${eval_tasks}"
+            --decode_dir "${decode_dir}" --raw_dir "${dumpdir}/raw/${x}" --tasks "${eval_tasks}"
     done
-    ${python} -m espnet2_ttt.bin.show_results "${ttt_exp}" > "${ttt_exp}/RESULTS.md.tmp"
-    mv "${ttt_exp}/RESULTS.md.tmp" "${ttt_exp}/RESULTS.md"
-    cat "${ttt_exp}/RESULTS.md"
+    ${python} -m espnet2_ttt.bin.show_results "${results_dir}" > "${results_dir}/RESULTS.md.tmp"
+    mv "${results_dir}/RESULTS.md.tmp" "${results_dir}/RESULTS.md"
+    cat "${results_dir}/RESULTS.md"
     stage_done 12
 fi
 
@@ -343,7 +346,7 @@ if run_stage 13; then
     # shellcheck disable=SC2086
     ${python} -m espnet2_ttt.bin.pack --train_config "${ttt_exp}/config.yaml" \
         --model_file "${ttt_exp}/${inference_model}" --speech_tokenizer_dir "${speech_tokenizer_dir}" \
-        --bpemodel "${bpemodel}" --results "${ttt_exp}/RESULTS.md" --inference_config "${inference_config}" \
+        --bpemodel "${bpemodel}" --results "${results_dir}/RESULTS.md" --inference_config "${inference_config}" \
         --outpath "${packed_model}" --hf_dir "${ttt_exp}/hf_upload" --run_args "${run_args}" ${_push}
     stage_done 13
 fi

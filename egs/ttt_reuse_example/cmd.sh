@@ -1,0 +1,1 @@
+../ttt_bilingual/cmd.sh
