@@ -6,16 +6,18 @@
         [--inference_config conf/decode_ttt.yaml] [--results exp/ttt/RESULTS.md] --outpath exp/ttt/packed.zip \
         [--hf_dir exp/ttt/hf_upload [--hf_repo user/name]]
 
-Run it from the recipe directory: files are stored under their paths relative to it, which
-is what ``pack_funcs.unpack`` (and so ``espnet_model_zoo``'s ``ModelDownloader``) rewrites in
-the unpacked ``config.yaml``.  Keys in ``meta.yaml``: ``ttt_train_config``, ``ttt_model_file``,
-``ttt_inference_config``, ``bpemodel``, ``speech_tokenizer_dir``.  The archive is written to a
+Files are stored under fixed names in ``ttt/`` wherever they came from, and the packed
+``config.yaml`` names them there, so ``pack_funcs.unpack`` (and so ``espnet_model_zoo``'s
+``ModelDownloader``) points it at the unpacked copies.  Keys in ``meta.yaml``:
+``ttt_train_config``, ``ttt_model_file``, ``ttt_inference_config``, ``bpemodel``,
+``speech_tokenizer_dir``.  The archive is written to a
 temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` is given.
 """
 import argparse
 import logging
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -74,25 +76,47 @@ def pack_ttt(
     inference_config: Optional[str] = None,
     options=(),
 ) -> None:
+    """Stage every file under a fixed name in ``ttt/`` (the training config rewritten to
+    point at them), pack from there, and rename the archive into place."""
     with open(train_config, encoding="utf-8") as f:
         config = yaml.safe_load(f)
-    bpemodel = bpemodel or config.get("bpemodel")
-    speech_tokenizer_dir = speech_tokenizer_dir or config.get("speech_tokenizer_dir")
-    files = {"ttt_model_file": model_file}
-    for key, path in (("bpemodel", bpemodel), ("speech_tokenizer_dir", speech_tokenizer_dir)):
-        if path:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{key} {path} does not exist")
-            files[key] = path
-    yaml_files = {"ttt_train_config": train_config}
-    if inference_config:
-        yaml_files["ttt_inference_config"] = inference_config
-    missing = [p for p in [*files.values(), *yaml_files.values(), *options] if not os.path.exists(p)]
+    sources = {
+        "ttt_model_file": (model_file, "ttt/model.pth"),
+        "bpemodel": (bpemodel or config.get("bpemodel"), "ttt/bpe.model"),
+        "speech_tokenizer_dir": (speech_tokenizer_dir or config.get("speech_tokenizer_dir"), "ttt/speech_tokenizer"),
+        "ttt_inference_config": (inference_config, "ttt/decode.yaml"),
+    }
+    sources = {k: v for k, v in sources.items() if v[0]}
+    missing = [p for p, _ in [*sources.values(), *((o, None) for o in options)] if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"cannot pack, missing: {missing}")
-    tmp = str(Path(outpath).with_name(Path(outpath).stem + f".tmp{os.getpid()}" + Path(outpath).suffix))
-    pack(files=files, yaml_files=yaml_files, option=list(options), outpath=tmp)
-    os.replace(tmp, outpath)
+    outpath = os.path.abspath(outpath)
+    tmp_out = str(Path(outpath).with_name(Path(outpath).stem + f".tmp{os.getpid()}" + Path(outpath).suffix))
+    with tempfile.TemporaryDirectory() as stage:
+        for key, (src, name) in sources.items():
+            dst = os.path.join(stage, name)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            (shutil.copytree if os.path.isdir(src) else shutil.copyfile)(src, dst)
+        config.update(bpemodel=sources.get("bpemodel", (None, None))[1],
+                      speech_tokenizer_dir=sources.get("speech_tokenizer_dir", (None, None))[1])
+        with open(os.path.join(stage, "ttt", "config.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
+        for o in options:
+            shutil.copyfile(o, os.path.join(stage, "ttt", os.path.basename(o)))
+        yaml_keys = {"ttt_inference_config"}
+        cwd = os.getcwd()
+        os.chdir(stage)
+        try:
+            pack(
+                files={k: name for k, (_, name) in sources.items() if k not in yaml_keys},
+                yaml_files={"ttt_train_config": "ttt/config.yaml",
+                            **{k: name for k, (_, name) in sources.items() if k in yaml_keys}},
+                option=[os.path.join("ttt", os.path.basename(o)) for o in options],
+                outpath=tmp_out,
+            )
+        finally:
+            os.chdir(cwd)
+    os.replace(tmp_out, outpath)
 
 
 def make_hf_folder(packed: str, hf_dir: str, train_config: str, results: Optional[str], run_args: str,

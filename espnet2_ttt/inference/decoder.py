@@ -202,7 +202,7 @@ class TtTDecoder:
                 return event.result
         raise AssertionError("stream ended without a TurnEndEvent")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def stream(
         self, prompt_ids: Sequence[int], generator: torch.Generator, forcing: Optional[Forcing] = None,
         where: str = "prompt",
