@@ -22,7 +22,8 @@ import numpy as np
 import pocketsphinx
 
 from espnet2_ttt.speech import load_speech_tokenizer
-from espnet2_ttt.speech.io import load_utterance, read_wav_scp, resample, write_text_atomic
+from espnet2_ttt.speech.io import load_utterance, read_wav_scp, resample
+from espnet2_ttt.utils.table import write_text_atomic
 
 ASR_RATE = 16000
 

@@ -35,7 +35,7 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-from espnet2_ttt.text_tokenizer import write_atomic
+from espnet2_ttt.utils.table import write_text_atomic
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
     BEGIN_OF_LAST_SPAN,
@@ -183,6 +183,6 @@ def write_sequence_file(
         if not utt_id or any(c.isspace() for c in utt_id):
             raise ValueError(f"sequence id {utt_id!r} is empty or contains white space")
     ids = sorted(sequences)
-    write_atomic(path, "".join(f"{k} {' '.join(sequences[k])}\n" for k in ids).encode("utf-8"))
+    write_text_atomic(path, "".join(f"{k} {' '.join(sequences[k])}\n" for k in ids))
     if shape_path is not None:
-        write_atomic(shape_path, "".join(f"{k} {len(sequences[k])}\n" for k in ids).encode("utf-8"))
+        write_text_atomic(shape_path, "".join(f"{k} {len(sequences[k])}\n" for k in ids))

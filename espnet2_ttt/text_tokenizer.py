@@ -19,28 +19,16 @@ data) therefore keeps its spacing.  Training is deterministic for a given input 
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 from typing import List, Sequence, Union
 
 import sentencepiece as spm
 
+from espnet2_ttt.utils.table import atomic_path, write_text_atomic
 from espnet2_ttt.vocabulary import PAD, UNK
 
 _SPECIAL_LIKE_RE = re.compile(r"^<\|.*\|>$")
-
-
-def write_atomic(path: Union[str, Path], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (no partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _load_checked(model_proto: bytes, where: str) -> spm.SentencePieceProcessor:
@@ -112,8 +100,9 @@ class TextTokenizer:
             raise ValueError(f"SentencePiece training on {text_file} failed: {e}") from None
         sp = _load_checked(model.getvalue(), f"model trained on {text_file}")
         vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i)}\n" for i in range(sp.get_piece_size()))
-        write_atomic(f"{model_prefix}.model", model.getvalue())
-        write_atomic(f"{model_prefix}.vocab", vocab.encode("utf-8"))
+        with atomic_path(f"{model_prefix}.model") as tmp:
+            tmp.write_bytes(model.getvalue())
+        write_text_atomic(f"{model_prefix}.vocab", vocab)
         return cls(f"{model_prefix}.model")
 
     def encode(self, text: str) -> List[str]:

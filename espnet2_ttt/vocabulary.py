@@ -15,13 +15,13 @@ explicit sets looked up per id, never an id threshold.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Union
 
 import torch
 
+from espnet2_ttt.utils.table import write_text_atomic
 PAD = "<pad>"
 UNK = "<unk>"
 IM_START = "<|im_start|>"
@@ -149,11 +149,7 @@ class TtTVocabulary:
 
     def save(self, path: Union[str, Path]) -> None:
         """Write the token list atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text("".join(t + "\n" for t in self.token_list), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(t + "\n" for t in self.token_list))
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 import soundfile
 
 from espnet2_ttt.speech import load_speech_tokenizer
-from espnet2_ttt.speech.io import atomic_path, read_codes, resample, write_text_atomic
+from espnet2_ttt.speech.io import read_codes, resample
+from espnet2_ttt.utils.table import atomic_path, write_text_atomic
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,8 @@ import sys
 from typing import Optional, Sequence
 
 from espnet2_ttt.speech import load_speech_tokenizer
-from espnet2_ttt.speech.io import atomic_path, format_codes, load_utterance, read_wav_scp
+from espnet2_ttt.speech.io import format_codes, load_utterance, read_wav_scp
+from espnet2_ttt.utils.table import atomic_path
 
 
 def get_parser() -> argparse.ArgumentParser:

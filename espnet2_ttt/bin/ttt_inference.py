@@ -35,7 +35,8 @@ from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_no
 from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, TtTDecoder, TurnEndEvent
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
-from espnet2_ttt.speech.io import atomic_path, read_codes
+from espnet2_ttt.speech.io import read_codes
+from espnet2_ttt.utils.table import atomic_path
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}

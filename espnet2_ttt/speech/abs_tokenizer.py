@@ -14,7 +14,8 @@ from typing import Any, Dict, Iterable, Tuple
 import numpy as np
 import yaml
 
-from espnet2_ttt.speech.io import PathLike, write_text_atomic
+from espnet2_ttt.speech.io import PathLike
+from espnet2_ttt.utils.table import write_text_atomic
 
 TOKENIZER_YAML = "tokenizer.yaml"
 

@@ -1,4 +1,4 @@
-"""File helpers of the speech tokenizer tools: wav.scp, audio files, code files, atomic writes.
+"""File helpers of the speech tokenizer tools: wav.scp, audio files, code files.
 
 Kaldi-style files used here:
 
@@ -8,8 +8,6 @@ Kaldi-style files used here:
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -20,29 +18,6 @@ import torch
 import torchaudio
 
 PathLike = Union[str, Path]
-
-
-@contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; it replaces ``path`` only if the block succeeds.
-
-    The temporary name keeps the suffix of ``path`` (soundfile picks the format from it).
-    On an exception the temporary file is removed, so no partial output is ever left.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text_atomic(path: PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _read_kaldi_lines(path: PathLike, what: str) -> List[Tuple[str, str, int]]:

@@ -25,7 +25,8 @@ import torchaudio
 from torch import nn
 
 from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance
-from espnet2_ttt.speech.io import atomic_path, resample
+from espnet2_ttt.speech.io import resample
+from espnet2_ttt.utils.table import atomic_path
 
 STATE_FILE = "codebook.pt"
 DECODER_FILE = "decoder.pt"

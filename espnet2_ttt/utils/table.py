@@ -6,11 +6,12 @@ that follow the key. Files are decoded as UTF-8 with ``surrogateescape`` so that
 invalid bytes survive a read/write round trip unchanged and can still be reported.
 """
 
+import contextlib
 import os
 import re
 import sys
-import tempfile
-from typing import Dict, Iterable, List, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Tuple, Union
 
 _KEY_SEPARATOR = re.compile(r"[ \t]+")
 
@@ -72,24 +73,40 @@ def read_table(path: str) -> Dict[str, str]:
     return table
 
 
+@contextlib.contextmanager
+def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; it replaces ``path`` only if the block succeeds.
+
+    The temporary name keeps the suffix of ``path`` (soundfile picks the format from it).
+    On an exception the temporary file is removed, so no partial output is ever left.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: Union[str, Path], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_lines(path: str, lines: Iterable[str]) -> None:
     """Write ``lines`` (newline added to each) atomically: temp file then rename."""
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+                for line in lines:
+                    f.write(line + "\n")
+            os.chmod(tmp, 0o644)
     except OSError as e:
         raise TableError(f"cannot write {path}: {e.strerror}") from e
-    try:
-        with open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    except BaseException as e:
-        os.unlink(tmp_path)
-        if isinstance(e, OSError):
-            raise TableError(f"cannot write {path}: {e.strerror}") from e
-        raise
 
 
 def write_stdout(lines: Iterable[str]) -> None:
