@@ -25,4 +25,6 @@ asr_config=conf/asr_train.yaml
     --speech_tokenizer_config "${speech_tokenizer_config}" \
     --asr_config "${asr_config}" \
     --nbpe 1000 \
+    --eval_max_per_task 100 \
+    --asr_args "--max_epoch 4" \
     "$@"

@@ -89,6 +89,7 @@ asr_train_config=""
 asr_model_tag=""
 asr_config=conf/asr_train.yaml
 asr_exp=""              # default: ${expdir}/asr_independent
+asr_args=""             # extra espnet2.bin.asr_train options for the stage-11 ASR
 use_pocketsphinx=true   # English second opinion in stage 11
 
 # Stage 13: packing and upload
@@ -301,8 +302,8 @@ if run_stage 11; then
     stage_begin 11 "Independent ASR of the generated speech"
     if [ -z "${asr_model_file}" ] && [ -z "${asr_model_tag}" ]; then
         "${recipe_dir}/local/train_asr.sh" --train_dir "${dumpdir}/raw/${train_set}" --valid_dir "${dumpdir}/raw/${valid_set}" \
-            --exp_dir "${asr_exp}" --nj "${nj}" --asr_config "${asr_config}"
-        asr_train_config="${asr_exp}/config.yaml"; asr_model_file="${asr_exp}/valid.acc.ave.pth"
+            --exp_dir "${asr_exp}" --nj "${nj}" --asr_config "${asr_config}" --asr_args "${asr_args}"
+        asr_train_config="${asr_exp}/config.yaml"; asr_model_file="${asr_exp}/valid.loss.ave.pth"
     fi
     _asr_opts="--asr_train_config ${asr_train_config} --asr_model_file ${asr_model_file}"
     [ -n "${asr_model_tag}" ] && _asr_opts="--asr_model_tag ${asr_model_tag}"
