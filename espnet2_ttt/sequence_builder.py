@@ -177,8 +177,18 @@ def write_sequence_file(
     sequences: Mapping[str, Sequence[str]],
     path: Union[str, Path],
     shape_path: Optional[Union[str, Path]] = None,
+    vocab=None,
 ) -> None:
-    """Write ``utt_id tok tok ...`` lines sorted by id (and ``utt_id num_tokens``), atomically."""
+    """Write ``utt_id tok tok ...`` lines sorted by id (and ``utt_id num_tokens``), atomically.
+
+    With ``vocab`` (a :class:`TtTVocabulary`) every token is checked first: an unknown token or
+    an audio code beyond the codebook is an error naming the sequence.  No sequence is an error.
+    """
+    if not sequences:
+        raise ValueError(f"no sequences to write to {path}")
+    if vocab is not None:
+        for seq_id, tokens in sequences.items():
+            vocab.tokens_to_ids(tokens, where=seq_id)
     for utt_id in sequences:
         if not utt_id or any(c.isspace() for c in utt_id):
             raise ValueError(f"sequence id {utt_id!r} is empty or contains white space")
@@ -186,3 +196,4 @@ def write_sequence_file(
     write_text_atomic(path, "".join(f"{k} {' '.join(sequences[k])}\n" for k in ids))
     if shape_path is not None:
         write_text_atomic(shape_path, "".join(f"{k} {len(sequences[k])}\n" for k in ids))
+    logging.info(f"wrote {len(ids)} sequences to {path}")

@@ -225,14 +225,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
             raise ValueError(f"{seq_id}: {e}") from None
     if missing:
         logging.warning(f"skipped {len(missing)} sequences whose utterances have no codes, e.g. {missing[:5]}")
-    sequences = drop_untrainable(sequences, args.max_len)
-    if not sequences:
-        raise ValueError(f"no sequences were produced for tasks {tasks}")
-    if vocab is not None:
-        for seq_id, tokens in sequences.items():
-            vocab.tokens_to_ids(tokens, where=seq_id)
-    write_sequence_file(sequences, args.output, args.shape_file)
-    logging.info(f"wrote {len(sequences)} sequences to {args.output}")
+    write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
 
 
 if __name__ == "__main__":

@@ -63,13 +63,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         for index, tokens in converted:
             sequences[f"{prefix}-{index:07d}"] = tokens
         logging.info(f"{path}: converted {len(converted)} records")
-    sequences = drop_untrainable(sequences, args.max_len)
-    if not sequences:
-        raise ValueError(f"no sequences were produced from {args.input}")
-    for seq_id, tokens in sequences.items():
-        vocab.tokens_to_ids(tokens, where=seq_id)
-    write_sequence_file(sequences, args.output, args.shape_file)
-    logging.info(f"wrote {len(sequences)} sequences to {args.output}")
+    write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
 
 
 if __name__ == "__main__":
