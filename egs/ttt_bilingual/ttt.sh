@@ -133,7 +133,7 @@ mkdir -p "${expdir}"
 [ -z "${ttt_tag}" ] && ttt_tag=$(basename "${ttt_config}" .yaml)
 [ -z "${ttt_exp}" ] && ttt_exp="${expdir}/ttt_${ttt_tag}"
 [ -z "${ttt_stats_dir}" ] && ttt_stats_dir="${expdir}/ttt_stats"
-[ -z "${inference_tag}" ] && inference_tag="decode_$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+[ -z "${inference_tag}" ] && inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -z "${decode_dir}" ] && decode_dir="${ttt_exp}/${inference_tag}"
 results_dir=$(dirname "${decode_dir}")
 [ -z "${asr_exp}" ] && asr_exp="${expdir}/asr_independent"
@@ -278,6 +278,7 @@ if run_stage 10; then
             mkdir -p "${_logdir}"
             _nj=$(min "${inference_nj}" "$(wc -l < "${_in}/keys")")
             _split=""; for n in $(seq "${_nj}"); do _split+=" ${_logdir}/keys.${n}.scp"; done
+            rm -rf "${_logdir}"/output.*   # outputs of an earlier run with another nj
             # shellcheck disable=SC2086
             "${utils}/split_scp.pl" "${_in}/keys" ${_split}
             _data=""
@@ -309,18 +310,35 @@ if run_stage 11; then
     [ -n "${asr_model_tag}" ] && _asr_opts="--asr_model_tag ${asr_model_tag}"
     for x in ${test_sets}; do
         # the ASR on the original test audio: its own error rate bounds what the other numbers can show
-        _jobs=("${dumpdir}/raw/${x}/wav.scp:${decode_dir}/${x}_original")
+        _jobs=("${dumpdir}/raw/${x}/wav.scp:${decode_dir}/${x}_original:${dumpdir}/raw/${x}/utt2lang")
         for task in ${eval_tasks}; do
             _wavs="${decode_dir}/${x}_${task}/wav.scp"
-            [ -s "${_wavs}" ] && _jobs+=("${_wavs}:$(dirname "${_wavs}")")
+            [ -s "${_wavs}" ] && _jobs+=("${_wavs}:$(dirname "${_wavs}"):${dumpdir}/eval/${x}/${task}/utt2lang")
         done
         for job in "${_jobs[@]}"; do
-            _wavs=${job%%:*}; _out=${job#*:}; mkdir -p "${_out}/logs"
+            IFS=: read -r _wavs _out _langs <<< "${job}"
+            _logdir="${_out}/logs"; mkdir -p "${_logdir}"
             for backend in espnet $( [ "${use_pocketsphinx}" = true ] && echo pocketsphinx ); do
+                _keys="${_logdir}/keys_${backend}"
+                if [ "${backend}" = pocketsphinx ]; then   # English-only recogniser
+                    awk '$2 == "en" {print $1}' "${_langs}" > "${_keys}.en"
+                    "${utils}/filter_scp.pl" "${_keys}.en" "${_wavs}" > "${_keys}"
+                else
+                    cp "${_wavs}" "${_keys}"
+                fi
+                [ -s "${_keys}" ] || continue
+                _nj=$(min "${nj}" "$(wc -l < "${_keys}")")
+                _split=""; for n in $(seq "${_nj}"); do _split+=" ${_keys}.${n}.scp"; done
+                rm -rf "${_logdir}/${backend}".*   # outputs of an earlier run with another nj
                 # shellcheck disable=SC2086
-                ${train_cmd} "${_out}/logs/transcribe_${backend}.log" \
-                    ${python} -m espnet2_ttt.bin.transcribe --backend "${backend}" --wav_scp "${_wavs}" \
-                    --output "${_out}/asr_${backend}" $( [ "${backend}" = espnet ] && echo "${_asr_opts}" )
+                "${utils}/split_scp.pl" "${_keys}" ${_split}
+                # shellcheck disable=SC2046,SC2086
+                ${train_cmd} JOB=1:"${_nj}" "${_logdir}/transcribe_${backend}.JOB.log" \
+                    ${python} -m espnet2_ttt.bin.transcribe --backend "${backend}" --wav_scp "${_keys}.JOB.scp" \
+                    --output "${_logdir}/${backend}.JOB/asr_${backend}" $( [ "${backend}" = espnet ] && echo "${_asr_opts}" ) \
+                    || { log "Error: transcription failed, see ${_logdir}/transcribe_${backend}.*.log"; exit 1; }
+                ${python} -m espnet2_ttt.bin.merge_outputs --inputs "${_logdir}/${backend}".* \
+                    --output_dir "${_out}" --files "asr_${backend}"
             done
         done
     done
