@@ -328,8 +328,8 @@ if run_stage 11; then
                 fi
                 [ -s "${_keys}" ] || continue
                 _nj=$(min "${nj}" "$(wc -l < "${_keys}")")
-                _split=""; for n in $(seq "${_nj}"); do _split+=" ${_keys}.${n}.scp"; done
                 rm -rf "${_logdir}/${backend}".*   # outputs of an earlier run with another nj
+                _split=""; for n in $(seq "${_nj}"); do _split+=" ${_keys}.${n}.scp"; mkdir -p "${_logdir}/${backend}.${n}"; done
                 # shellcheck disable=SC2086
                 "${utils}/split_scp.pl" "${_keys}" ${_split}
                 # shellcheck disable=SC2046,SC2086
