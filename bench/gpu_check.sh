@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepared device check (run on the lent GPU machine from the repo root; not a test).
 # The GPU image has torch but no espnet: the few pure-python espnet2 modules the model needs
-# travel in .gpu_carry (see the README); the ESPnet trainer itself cannot run there.
+# travel in .gpu_carry (made by bench/make_gpu_carry.sh); the ESPnet trainer cannot run there.
 set -uo pipefail
 export PYTHONPATH="$PWD/.gpu_carry:$PWD" OMP_NUM_THREADS=2
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
