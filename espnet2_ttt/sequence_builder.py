@@ -31,9 +31,10 @@ always present)::
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from espnet2_ttt.utils.table import write_text_atomic
 from espnet2_ttt.vocabulary import (
@@ -149,6 +150,32 @@ class SequenceBuilder:
 
     def interleaved(self, text: str, codes: Sequence[int]) -> List[str]:
         return self._answer(text, codes)
+
+
+# ---------------------------------------------------------------------- dialogue files
+DIALOGUE_TASKS = ("asr", "tts", "qa", "text")
+
+
+def read_dialogues(path: Union[str, Path]) -> Iterator[Tuple[str, dict]]:
+    """``(where, record)`` for every record of a dialogue JSONL file (schema: local/make_corpus.py).
+
+    ``where`` is ``file:line``; a line that is not a JSON object or has an unknown task is an
+    error naming it.  Blank lines are skipped.
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON: {e}") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            if record.get("task") not in DIALOGUE_TASKS:
+                raise ValueError(f"{where}: task must be one of {DIALOGUE_TASKS}, got {record.get('task')!r}")
+            yield where, record
 
 
 # ---------------------------------------------------------------------- sequence files

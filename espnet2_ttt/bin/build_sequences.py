@@ -30,7 +30,6 @@ than --max_len, or with ``<unk>`` (text the tokenizer cannot represent), are ski
 logged count: the trainer would reject them.
 """
 import argparse
-import json
 import logging
 from functools import partial
 from pathlib import Path
@@ -47,13 +46,13 @@ from espnet2_ttt.sequence_builder import (
     TTS_PROMPT,
     SequenceBuilder,
     drop_untrainable,
+    read_dialogues,
     write_sequence_file,
 )
 from espnet2_ttt.text_tokenizer import TextTokenizer
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 TEXT_FILE_TASKS = ("asr", "tts", "interleaved")
-DIALOGUE_TASKS = ("asr", "tts", "qa", "text")
 
 
 class MissingCodes(Exception):
@@ -122,23 +121,10 @@ def dialogue_jobs(
     path: Path, tasks: Sequence[str], builder: SequenceBuilder, codes: Callable[[str], List[int]]
 ) -> Iterator[Tuple[str, Callable[[], List[str]]]]:
     """``(sequence id, build function)`` for every record of a dialogue JSONL file in ``tasks``."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON: {e}") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            task = record.get("task")
-            if task not in DIALOGUE_TASKS:
-                raise ValueError(f"{where}: task must be one of {DIALOGUE_TASKS}, got {task!r}")
-            rec_id = _field(record, "id", where)
-            if task in tasks:
-                yield rec_id, partial(_dialogue, record, f"{where} ({rec_id})", builder, codes)
+    for where, record in read_dialogues(path):
+        rec_id = _field(record, "id", where)
+        if record["task"] in tasks:
+            yield rec_id, partial(_dialogue, record, f"{where} ({rec_id})", builder, codes)
 
 
 def _dialogue(record: dict, where: str, builder: SequenceBuilder, codes: Callable[[str], List[int]]) -> List[str]:

@@ -15,11 +15,11 @@ QA, ``answer_key`` (``id key1|key2``).  Dialogue schema: see ``local/make_corpus
     qa   speech -> text+speech  inputs: codes of question_utt  ref: answer_text, answer_key
 """
 import argparse
-import json
 import logging
 import os
 from typing import Dict, List
 
+from espnet2_ttt.sequence_builder import read_dialogues
 from espnet2_ttt.utils.table import read_table, sort_lines, write_lines
 
 TASK_MODE = {"asr": "asr", "tts": "tts", "qa": "chat"}
@@ -29,14 +29,9 @@ def prepare_eval(dialogues: str, codes: str, utt2lang: str, output_dir: str, tas
     code_table = read_table(codes)
     lang_table = read_table(utt2lang)
     entries: Dict[str, List[dict]] = {t: [] for t in tasks}
-    with open(dialogues, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{dialogues}:{number}: not a JSON object: {e}") from e
-            if d["task"] in entries:
-                entries[d["task"]].append(d)
+    for _, d in read_dialogues(dialogues):
+        if d["task"] in entries:
+            entries[d["task"]].append(d)
     for task in tasks:
         rows = sorted(entries[task], key=lambda d: d["id"].encode())
         if max_per_task:
