@@ -222,6 +222,31 @@ def test_earliest_eoa_ends_the_span_and_drops_the_rest(vocab):
     assert result.stop_reason == "im_end" and result.spans == [[7, 7]]
 
 
+def test_min_text_tokens_after_audio_delays_im_end(vocab):
+    """The model wants <|im_end|> right after the span; with 2 required text tokens it comes third."""
+    prompt = prompt_for(vocab, "text")
+    P = len(prompt)
+    at_mask = {P + 1: vocab.first_code_id, P + 2: vocab.eoa_id}
+    at_token = {P - 1: vocab.soa_id, P + 2: vocab.im_end_id, P + 3: vocab.im_end_id, P + 4: vocab.im_end_id}
+    w0 = vocab.token2id["w0"]
+
+    class SecondChoiceW0(ScriptedBackbone):
+        def forward(self, *args, **kwargs):
+            logits = super().forward(*args, **kwargs)
+            logits[..., w0] = logits[..., w0].clamp_min(5.0)  # runner-up everywhere
+            return logits
+
+    backbone = SecondChoiceW0(vocab, at_mask, at_token, w0)
+    results = [
+        TtTDecoder(backbone, vocab, config(use_cache=False, top_k=0, top_p=1.0, block_length=2, steps_per_block=1, diffusion_temperature=0.0,
+                                           min_text_tokens_after_audio=n)).decode(prompt, torch.Generator())
+        for n in (0, 2)
+    ]
+    toks = [vocab.ids_to_tokens(r.token_ids) for r in results]
+    assert toks[0] == ["<|begin_of_audio|>", "<|audio_0|>", "<|end_of_audio_new|>", "<|im_end|>"]
+    assert toks[1] == toks[0][:3] + ["w0", "w0", "<|im_end|>"]
+
+
 def test_forced_span_length_and_ar_after_eoa(model, vocab):
     forcing = Forcing(text_ids=[vocab.token2id["w2"], vocab.soa_id, vocab.token2id["w3"]], span_lengths=[5])
     result = decode(model, vocab, prompt_for(vocab, "tts"), forcing=forcing)

@@ -50,9 +50,16 @@ class CachedRunner(FullRecompute):
         self.cache = backbone.new_cache()
 
     def _forward(self, seq: torch.Tensor, new: torch.Tensor, extend: bool) -> torch.Tensor:
-        """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``."""
-        is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
-        mask = build_modality_mask(is_audio, num_queries=len(new))
+        """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``.
+
+        A single new position is the last one and sees everything before it and itself, under
+        the modality mask for either side, so it runs without a mask (plain causal).
+        """
+        if len(new) == 1:
+            mask = None
+        else:
+            is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
+            mask = build_modality_mask(is_audio, num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,8 @@ class DecodeConfig:
     (every context position -> ``[M]``, full uncached pass) or "span_only" (the unconditional
     branch sees only the current span's positions: cheap, an approximation).
     ``ar_temperature`` 0 with top-k/top-p set samples at temperature 1 (official).
+    ``min_text_tokens_after_audio``: after a span, ``<|im_end|>`` is forbidden until this
+    many other AR tokens were written (official option, default 0).
     """
 
     max_new_tokens: int = 2048
@@ -61,6 +63,7 @@ class DecodeConfig:
     top_p: float = 1.0
     cfg_scale: float = 0.1
     cfg_uncond: str = "official"
+    min_text_tokens_after_audio: int = 0
     use_cache: bool = True
 
     def __post_init__(self):
@@ -73,6 +76,8 @@ class DecodeConfig:
             raise ValueError(f"cfg_uncond must be one of {CFG_UNCOND_INPUTS}, got {self.cfg_uncond!r}")
         if self.max_new_tokens < 1 or self.max_span_length < 1:
             raise ValueError("max_new_tokens and max_span_length must be >= 1")
+        if self.min_text_tokens_after_audio < 0:
+            raise ValueError("min_text_tokens_after_audio must be >= 0")
         if self.cfg_scale < 0 or self.diffusion_temperature < 0 or self.ar_temperature < 0 or self.top_k < 0:
             raise ValueError("cfg_scale, temperatures and top_k must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -225,12 +230,15 @@ class TtTDecoder:
         spans: List[List[int]] = []
         ttfa = None
         phase, stop_reason = "prefix", "length"
+        no_end_for = 0  # AR tokens before <|im_end|> is allowed again (min_text_tokens_after_audio)
         while len(seq) < limit:
             with clock.phase(phase):
                 logits = runner.next_token_logits(seq)
                 tok = next(forced_text, None)
                 if tok is None:
                     logits = logits.masked_fill(~self.text_allowed, -torch.inf)
+                    if no_end_for > 0:
+                        logits[vocab.im_end_id] = -torch.inf
                     tok = sample_text(logits, cfg.ar_temperature, cfg.top_k, cfg.top_p, generator)
             seq = torch.cat([seq, seq.new_tensor([tok])])
             generated.append(tok)
@@ -250,6 +258,9 @@ class TtTDecoder:
                     seq = torch.cat([seq, seq.new_tensor(event.ids, dtype=torch.long)])
                     yield event
                 phase = "span_close"
+                no_end_for = cfg.min_text_tokens_after_audio
+            else:
+                no_end_for = max(no_end_for - 1, 0)
         timings = dict(clock.seconds, total=clock.now())
         result = DecodeResult(generated, spans, stop_reason, timings, dict(clock.forwards), ttfa)
         yield TurnEndEvent([], clock.now(), result)

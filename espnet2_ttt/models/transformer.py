@@ -11,7 +11,8 @@ KV cache contract (used by the decoder):
         # the prefix keys/values are appended to the cache
     logits = model(ids_new, mask_new, pos_new, cache=cache)
         # ids_new attend to cache + themselves; the cache is left unchanged
-``mask_new`` is [B, 1, L_new, cache.length + L_new].
+``mask_new`` is [B, 1, L_new, cache.length + L_new]; ``None`` means plain causal with the
+new positions last (a single new position then sees the whole cache: the AR step).
 """
 from __future__ import annotations
 
@@ -94,9 +95,13 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
-def rotate_half(x):
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
+def apply_rope(x, cos, sin_signed):
+    """Rotary embedding of [..., L, head_dim] ``x``: ``x cos + rotate_half(x) sin``.
+
+    ``rotate_half([x1, x2]) = [-x2, x1]`` is written as ``roll(x, D/2) * [-sin, sin]``
+    (``sin_signed``): two fewer ops per call, which matters in one-token decoding steps.
+    """
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin_signed
 
 
 class Attention(nn.Module):
@@ -109,12 +114,12 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(n_head * self.head_dim, d_model, bias=False)
         self.dropout = dropout
 
-    def forward(self, x, cos, sin, attn_mask, cache, layer, extend_cache):
+    def forward(self, x, cos, sin, attn_mask, is_causal, cache, layer, extend_cache):
         B, L, _ = x.shape
         qkv = self.qkv_proj(x).view(B, L, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
-        q, k, v = qkv.split([self.n_head, self.n_kv_head, self.n_kv_head], dim=1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        qk = apply_rope(qkv[:, : self.n_head + self.n_kv_head], cos, sin)  # q and k rotated together
+        q, k = qk.split([self.n_head, self.n_kv_head], dim=1)
+        v = qkv[:, self.n_head + self.n_kv_head :]
         if cache is not None:
             k, v = cache.attend_to(layer, k, v, extend_cache)
         y = F.scaled_dot_product_attention(
@@ -122,7 +127,7 @@ class Attention(nn.Module):
             k,
             v,
             attn_mask=attn_mask,
-            is_causal=attn_mask is None,
+            is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
             enable_gqa=self.n_kv_head != self.n_head,
         )
@@ -147,11 +152,12 @@ class Block(nn.Module):
         self.attn = Attention(d_model, n_head, n_kv_head, dropout)
         self.mlp_norm = RMSNorm(d_model)
         self.mlp = SwiGLU(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
-    def forward(self, x, cos, sin, attn_mask, cache, layer, extend_cache):
-        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, attn_mask, cache, layer, extend_cache))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+    def forward(self, x, cos, sin, attn_mask, is_causal, cache, layer, extend_cache):
+        y = self.attn(self.attn_norm(x), cos, sin, attn_mask, is_causal, cache, layer, extend_cache)
+        x = x + F.dropout(y, self.dropout, self.training)
+        return x + F.dropout(self.mlp(self.mlp_norm(x)), self.dropout, self.training)
 
 
 class TtTTransformer(AbsBackbone):
@@ -201,8 +207,9 @@ class TtTTransformer(AbsBackbone):
         inv_freq = 1.0 / rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
         angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)
         angles = torch.cat([angles, angles], dim=-1)  # [max_len, head_dim]
+        sin_signed = torch.cat([-angles[:, : head_dim // 2].sin(), angles[:, head_dim // 2 :].sin()], dim=-1)
         self.register_buffer("rope_cos", angles.cos().float(), persistent=False)
-        self.register_buffer("rope_sin", angles.sin().float(), persistent=False)
+        self.register_buffer("rope_sin_signed", sin_signed.float(), persistent=False)  # see apply_rope
         for name, p in self.named_parameters():
             if p.dim() == 2:
                 std = init_std / math.sqrt(2 * n_layer) if name.endswith(("o_proj.weight", "down_proj.weight")) else init_std
@@ -215,17 +222,24 @@ class TtTTransformer(AbsBackbone):
 
     def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
         B, L = input_ids.shape
-        if position_ids is None:
-            start = 0 if cache is None else cache.length
-            position_ids = torch.arange(start, start + L, device=input_ids.device).expand(B, L)
-        if int(position_ids.max()) >= self.max_len:
-            raise ValueError(f"position {int(position_ids.max())} exceeds the backbone's max_len={self.max_len}")
+        past = 0 if cache is None else cache.length
         x = self.embed(input_ids)
-        cos = self.rope_cos[position_ids].to(x.dtype).unsqueeze(1)  # [B, 1, L, head_dim]
-        sin = self.rope_sin[position_ids].to(x.dtype).unsqueeze(1)
+        if position_ids is None:  # contiguous positions after the cache: a slice, no gather
+            if past + L > self.max_len:
+                raise ValueError(f"position {past + L - 1} exceeds the backbone's max_len={self.max_len}")
+            cos = self.rope_cos[past : past + L].to(x.dtype)[None, None]  # [1, 1, L, head_dim]
+            sin = self.rope_sin_signed[past : past + L].to(x.dtype)[None, None]
+        else:
+            if int(position_ids.max()) >= self.max_len:
+                raise ValueError(f"position {int(position_ids.max())} exceeds the backbone's max_len={self.max_len}")
+            cos = self.rope_cos[position_ids].to(x.dtype).unsqueeze(1)  # [B, 1, L, head_dim]
+            sin = self.rope_sin_signed[position_ids].to(x.dtype).unsqueeze(1)
+        is_causal = attn_mask is None and past == 0
+        if attn_mask is None and past > 0 and L > 1:  # causal with the new positions last
+            attn_mask = torch.ones(L, past + L, dtype=torch.bool, device=x.device).tril(past)
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:
-                x = checkpoint(block, x, cos, sin, attn_mask, None, i, False, use_reentrant=False)
+                x = checkpoint(block, x, cos, sin, attn_mask, is_causal, None, i, False, use_reentrant=False)
             else:
-                x = block(x, cos, sin, attn_mask, cache, i, extend_cache)
+                x = block(x, cos, sin, attn_mask, is_causal, cache, i, extend_cache)
         return self.lm_head(self.norm(x))
