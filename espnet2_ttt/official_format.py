@@ -25,7 +25,13 @@ being stripped of leading/trailing white space first.  Official special tokens m
     <|im_start|>, <|im_end|>    -> our template, from the roles: <|im_start|> <|system|> ... <|im_end|>
 
 Roles map to ``<|system|>`` / ``<|user|>`` / ``<|assistant|>``; an empty system block is emitted
-when the first message is not a system message.  Spans must be well formed (``check_spans``).
+when the first message is not a system message.
+
+The reverse direction, for checkpoints: :func:`official_token` names the token of an official TtT
+(or plain Qwen) vocabulary whose embedding row one of our tokens takes (used by
+:mod:`espnet2_ttt.pretrained_vocab`): the inverse of ``SPECIAL_TOKEN_MAP``, ``<pad>`` ->
+``<|endoftext|>`` (Qwen's pad), a role token -> the role word the official template writes after
+``<|im_start|>``, anything else (template tokens, ``<|mask_token|>``, codes, text pieces) -> itself.  Spans must be well formed (``check_spans``).
 Every problem raises :class:`RecordError` naming the file and record index.
 """
 from __future__ import annotations
@@ -42,16 +48,19 @@ from espnet2_ttt.vocabulary import (
     END_OF_LAST_SPAN,
     END_OF_SPAN,
     END_OF_USER_AUDIO,
+    PAD,
+    ROLES,
     audio_token,
 )
 
+OFFICIAL_PAD = "<|endoftext|>"
 SPECIAL_TOKEN_MAP = {
     "<|begin_of_audio|>": BEGIN_OF_AUDIO,
     "<|end_of_audio|>": END_OF_USER_AUDIO,
     "<|begin_of_quad|>": BEGIN_OF_LAST_SPAN,
     "<|end_of_audio_new|>": END_OF_SPAN,
     "<|end_of_audio_span_last|>": END_OF_LAST_SPAN,
-    "<|endoftext|>": None,
+    OFFICIAL_PAD: None,
 }
 TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>")
 CONVERSATION_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
@@ -68,6 +77,16 @@ _SPAN_CLOSE = {
 _SPAN_MARKERS = {BEGIN_OF_AUDIO, BEGIN_OF_LAST_SPAN, END_OF_USER_AUDIO, END_OF_SPAN, END_OF_LAST_SPAN}
 
 Turns = List[Tuple[str, str]]  # (role in MESSAGE_ROLES, content string)
+_OFFICIAL_NAME = {
+    PAD: OFFICIAL_PAD,
+    **{ours: role for role, ours in ROLES.items()},
+    **{ours: official for official, ours in SPECIAL_TOKEN_MAP.items() if ours is not None},
+}
+
+
+def official_token(token: str) -> str:
+    """The official TtT / Qwen token whose pretrained row our ``token`` takes (rules above)."""
+    return _OFFICIAL_NAME.get(token, token)
 
 
 class RecordError(ValueError):

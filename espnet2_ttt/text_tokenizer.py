@@ -1,6 +1,8 @@
 """Bilingual (English + Mandarin) SentencePiece text tokenizer for TtT.
 
 Pieces are the text-side tokens of the token list (``TtTVocabulary.build(tokenizer.pieces(), K)``).
+With a pretrained LLM backbone the LLM's own tokenizer takes this role instead
+(:func:`load_text_tokenizer`, :mod:`espnet2_ttt.pretrained_vocab`).
 Invariants of a tokenizer accepted here:
 
 * no piece contains white space (SentencePiece writes a space as ``▁``), so a sequence of
@@ -121,3 +123,14 @@ class TextTokenizer:
             for i in range(sp.get_piece_size())
             if not (sp.is_unknown(i) or sp.is_control(i))
         ]
+
+
+def load_text_tokenizer(path: Union[str, Path]):
+    """The text tokenizer named by a ``bpemodel`` option: a SentencePiece ``.model`` file gives a
+    :class:`TextTokenizer`; anything else (a Hugging Face tokenizer directory or hub name, the
+    pretrained backbone's own tokenizer) gives a :class:`espnet2_ttt.pretrained_vocab.HFTextTokenizer`."""
+    if Path(path).is_file():
+        return TextTokenizer(path)
+    from espnet2_ttt.pretrained_vocab import HFTextTokenizer
+
+    return HFTextTokenizer(str(path))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or reuse the project's environment (idempotent; a second run takes a second):
 #   * tools/venv: python3.11 venv with pip<26 and the pinned known-good set
-#     (torch==2.11.0, torchaudio==2.11.0, espnet==202511) + this package in editable mode;
+#     (torch==2.11.0, torchaudio==2.11.0, espnet==202511, transformers==5.24.0) + this package in editable mode;
 #   * tools/nltk_data: valid placeholder zips so espnet's g2p_en import does not try the network;
 #   * Debian tools for speech and scoring (sox, espeak-ng, festival voices, sctk), apt-installed
 #     when missing, with a clear error when that is impossible.
@@ -11,7 +11,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="${root}/tools/venv"
 python=${PYTHON:-python3.11}
 pip_pins=("pip>=23,<26")
-packages=("torch==2.11.0" "torchaudio==2.11.0" "espnet==202511" "espnet_model_zoo==0.1.7"
+# transformers 5.24.0: the hf_causal_lm backbone (Qwen2); works with huggingface_hub 2.x (from espnet_model_zoo)
+packages=("torch==2.11.0" "torchaudio==2.11.0" "espnet==202511" "espnet_model_zoo==0.1.7" "transformers==5.24.0"
           sentencepiece kaldiio humanfriendly typeguard pyyaml pytest soundfile editdistance pocketsphinx)
 apt_packages=(sox espeak-ng festival festvox-us-slt-hts festvox-kallpc16k sctk)
 want="${pip_pins[*]} ${packages[*]}"

@@ -49,7 +49,7 @@ from espnet2_ttt.sequence_builder import (
     read_dialogues,
     write_sequence_file,
 )
-from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 TEXT_FILE_TASKS = ("asr", "tts", "interleaved")
@@ -150,7 +150,7 @@ def _field(record: dict, name: str, where: str) -> str:
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bpemodel", required=True, help="SentencePiece model")
+    parser.add_argument("--bpemodel", required=True, help="SentencePiece model or Hugging Face tokenizer directory")
     parser.add_argument("--token_list", type=str_or_none, default=None, help="validate every token against it")
     parser.add_argument("--text", type=str_or_none, default=None, help="utt_id transcript")
     parser.add_argument("--codes", type=str_or_none, default=None, help="utt_id c1 c2 ...")
@@ -182,7 +182,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     vocab = TtTVocabulary.from_file(args.token_list) if args.token_list else None
     codes = CodeTable(Path(args.codes), vocab.codebook_size if vocab else None) if args.codes else _no_codes
     builder = SequenceBuilder(
-        TextTokenizer(args.bpemodel),
+        load_text_tokenizer(args.bpemodel),
         chunk_len=args.chunk_len,
         span_len=args.span_len,
         text_only_asr=args.text_only_asr,

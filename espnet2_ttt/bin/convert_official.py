@@ -22,13 +22,13 @@ from espnet2.utils.types import str2bool, str_or_none
 
 from espnet2_ttt.official_format import convert_file
 from espnet2_ttt.sequence_builder import drop_untrainable, write_sequence_file
-from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bpemodel", required=True, help="SentencePiece model")
+    parser.add_argument("--bpemodel", required=True, help="SentencePiece model or Hugging Face tokenizer directory")
     parser.add_argument("--token_list", required=True, help="TtT token list (gives the codebook size)")
     parser.add_argument("--input", action="append", required=True, help="official data file (repeatable)")
     parser.add_argument("--output", required=True, help="sequence file to write")
@@ -50,7 +50,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = get_parser().parse_args(cmd)
     vocab = TtTVocabulary.from_file(args.token_list)
-    tokenizer = TextTokenizer(args.bpemodel)
+    tokenizer = load_text_tokenizer(args.bpemodel)
     prefixes = [sequence_prefix(Path(p)) for p in args.input]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError(f"input files must have distinct names (they prefix the sequence ids): {args.input}")

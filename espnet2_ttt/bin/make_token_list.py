@@ -1,4 +1,4 @@
-"""Write the TtT token list (specials + SentencePiece pieces + K audio codes).
+"""Write the TtT token list (specials + text pieces + K audio codes).
 
     # token list from an existing model
     python -m espnet2_ttt.bin.make_token_list --bpemodel data/spm/bpe.model \\
@@ -7,6 +7,9 @@
     python -m espnet2_ttt.bin.make_token_list --bpemodel data/spm/bpe.model \\
         --spm_train_text data/spm/train.txt --nbpe 5000 \\
         --codebook_size 16384 --output data/token_list/tokens.txt
+    # pretrained LLM backbone: its own tokenizer gives the text pieces (a directory or hub name)
+    python -m espnet2_ttt.bin.make_token_list --bpemodel /models/Qwen2.5-1.5B \
+        --codebook_size 16384 --output data/token_list/tokens.txt
 """
 import argparse
 import logging
@@ -14,14 +17,15 @@ from typing import List, Optional
 
 from espnet2.utils.types import str2bool
 
-from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.text_tokenizer import TextTokenizer, load_text_tokenizer
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--bpemodel", required=True, help="SentencePiece model (read, or written with --spm_train_text)"
+        "--bpemodel", required=True,
+        help="SentencePiece model (read, or written with --spm_train_text), or a Hugging Face tokenizer directory"
     )
     parser.add_argument("--codebook_size", type=int, required=True, help="number of speech codes K")
     parser.add_argument("--output", required=True, help="token list to write (one token a line)")
@@ -56,7 +60,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         )
         logging.info(f"trained {args.bpemodel} on {args.spm_train_text}")
     else:
-        tokenizer = TextTokenizer(args.bpemodel)
+        tokenizer = load_text_tokenizer(args.bpemodel)
     vocab = TtTVocabulary.build(tokenizer.pieces(), args.codebook_size)
     vocab.save(args.output)
     logging.info(f"wrote {args.output}: {len(vocab)} tokens ({args.codebook_size} audio codes)")

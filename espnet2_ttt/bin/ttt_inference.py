@@ -60,7 +60,8 @@ class TtTInference:
     Args:
         train_config, model_file: the training directory's files.
         device: "cpu", "cuda", ...; dtype: one of DTYPES.
-        bpemodel: SentencePiece model for raw text (default: the training config's).
+        bpemodel: text tokenizer for raw text, a SentencePiece model or a Hugging Face tokenizer
+            directory (default: the training config's).
         speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
             training config's; None = no waveform).
         **decode_conf: :class:`DecodeConfig` fields.
@@ -105,8 +106,9 @@ class TtTInference:
         missing = [k for k in ("ttt_train_config", "ttt_model_file") if k not in files]
         if missing:
             raise ValueError(f"{model_tag}: packed model lacks {missing} (has {sorted(files)})")
-        if kwargs.get("speech_tokenizer_dir") is None:
-            kwargs["speech_tokenizer_dir"] = files.get("speech_tokenizer_dir")
+        for key in ("speech_tokenizer_dir", "bpemodel"):  # directories: unpack does not rewrite them in the yaml
+            if kwargs.get(key) is None:
+                kwargs[key] = files.get(key)
         return cls(files["ttt_train_config"], files["ttt_model_file"], **kwargs)
 
     # ------------------------------------------------------------------ tokenizers (lazy)
@@ -114,10 +116,11 @@ class TtTInference:
     def text_tokenizer(self):
         if self._text_tokenizer is None:
             if self.bpemodel is None:
-                raise ValueError("raw text needs a SentencePiece model (bpemodel); or give token pieces")
-            from espnet2_ttt.text_tokenizer import TextTokenizer
+                raise ValueError("raw text needs a SentencePiece model or Hugging Face tokenizer (bpemodel); "
+                                 "or give token pieces")
+            from espnet2_ttt.text_tokenizer import load_text_tokenizer
 
-            self._text_tokenizer = TextTokenizer(self.bpemodel)
+            self._text_tokenizer = load_text_tokenizer(self.bpemodel)
         return self._text_tokenizer
 
     @property
