@@ -25,18 +25,21 @@ def tiny_vocab(codebook_size: int = 16) -> TtTVocabulary:
     return TtTVocabulary.build(WORDS, codebook_size)
 
 
-def chat_sequence(rng: random.Random, n_spans: int, codebook_size: int = 16, chunk: int = 3, span: int = 4) -> List[str]:
+def chat_sequence(
+    rng: random.Random, n_spans: int, codebook_size: int = 16, chunk: int = 3, span: int = 4, words=WORDS
+) -> List[str]:
     """A spoken-chat example: user audio, then n_spans-1 interleaved spans and a final span.
 
     The assistant's audio follows a learnable rule (code = word index mod K), so models can learn it.
+    ``words``: the text pieces to draw from.
     """
     user = [BEGIN_OF_AUDIO] + [audio_token(rng.randrange(codebook_size)) for _ in range(rng.randint(2, 6))] + [END_OF_USER_AUDIO]
     out = [IM_START, ROLE_SYSTEM, IM_END, IM_START, ROLE_USER, *user, IM_END, IM_START, ROLE_ASSISTANT]
     for s in range(n_spans):
-        words = [rng.randrange(len(WORDS)) for _ in range(chunk)]
-        out += [WORDS[w] for w in words]
+        drawn = [rng.randrange(len(words)) for _ in range(chunk)]
+        out += [words[w] for w in drawn]
         last = s == n_spans - 1
-        codes = [audio_token(w % codebook_size) for w in words for _ in range(span // chunk + 1)]
+        codes = [audio_token(w % codebook_size) for w in drawn for _ in range(span // chunk + 1)]
         codes = codes if last else codes[:span]
         out += [BEGIN_OF_LAST_SPAN if last else BEGIN_OF_AUDIO, *codes, END_OF_LAST_SPAN if last else END_OF_SPAN]
     return out + [IM_END]

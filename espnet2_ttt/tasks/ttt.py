@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Callable, Optional, Tuple, Union
 
 import torch
+import yaml
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.abs_espnet_model import AbsESPnetModel
@@ -13,13 +14,14 @@ from espnet2.train.trainer import Trainer
 from espnet2.utils.types import str2bool, str_or_none
 
 from espnet2_ttt.espnet_model import TtTModel
+from espnet2_ttt.models.hf_backbone import HFCausalLM
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
 from espnet2_ttt.preprocessor import TtTPreprocessor
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 backbone_choices = ClassChoices(
     "backbone",
-    classes=dict(transformer=TtTTransformer),
+    classes=dict(transformer=TtTTransformer, hf_causal_lm=HFCausalLM),
     type_check=AbsBackbone,
     default="transformer",
 )
@@ -52,7 +54,8 @@ class TtTTask(AbsTask):
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True)
         group.add_argument("--bpemodel", type=str_or_none, default=None,
-                           help="SentencePiece model of the text pieces (kept for inference)")
+                           help="Text tokenizer of the text pieces, kept for inference: a SentencePiece model, "
+                                "or the pretrained backbone's Hugging Face tokenizer directory")
         group.add_argument("--speech_tokenizer_dir", type=str_or_none, default=None,
                            help="Speech tokenizer directory (kept for inference)")
         for class_choices in cls.class_choices_list:
@@ -78,9 +81,25 @@ class TtTTask(AbsTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> TtTModel:
+        # the shape pass (--collect_stats) never runs the model: no need to read pretrained weights
+        return cls._build_model(args, load_pretrained=not getattr(args, "collect_stats", False))
+
+    @classmethod
+    def _build_model(cls, args: argparse.Namespace, load_pretrained: bool) -> TtTModel:
+        """Resolves ``args`` so that config.yaml alone rebuilds the model: the token list, and for
+        a pretrained backbone its ``hf_config``; ``load_pretrained=False`` skips pretrained weights."""
         vocab = TtTVocabulary.from_token_list(args.token_list)
-        args.token_list = list(vocab.token_list)  # config.yaml then rebuilds the model alone
-        backbone = backbone_choices.get_class(args.backbone)(vocab_size=len(vocab), **args.backbone_conf)
+        args.token_list = list(vocab.token_list)
+        backbone_class = backbone_choices.get_class(args.backbone)
+        conf = dict(args.backbone_conf)
+        pretrained = getattr(backbone_class, "needs_token_list", False)
+        if pretrained:
+            if args.init is not None:
+                raise ValueError(f"--init {args.init} would overwrite the pretrained weights of backbone {args.backbone}")
+            conf.update(token_list=vocab.token_list, load_weights=conf.get("load_weights", True) and load_pretrained)
+        backbone = backbone_class(vocab_size=len(vocab), **conf)
+        if pretrained:
+            args.backbone_conf = {**args.backbone_conf, "hf_config": backbone.hf_config()}
         model = model_choices.get_class(args.model)(token_list=vocab, backbone=backbone, **args.model_conf)
         if args.init is not None:
             initialize(model, args.init)
@@ -93,10 +112,15 @@ class TtTTask(AbsTask):
         model_file: Optional[Union[Path, str]] = None,
         device: str = "cpu",
     ) -> Tuple[TtTModel, argparse.Namespace]:
-        """Like AbsTask's, but the weights load strictly: every key must match."""
-        if config_file is None and model_file is not None:
+        """Like AbsTask's, but the weights load strictly (every key must match) and a pretrained
+        backbone is built from config.yaml alone when ``model_file`` brings the weights."""
+        if config_file is None:
+            if model_file is None:
+                raise ValueError("give config_file or model_file")
             config_file = Path(model_file).parent / "config.yaml"
-        model, args = super().build_model_from_file(config_file, None, device)
+        with open(config_file, encoding="utf-8") as f:
+            args = argparse.Namespace(**yaml.safe_load(f))
+        model = cls._build_model(args, load_pretrained=model_file is None).to(device)
         if model_file is not None:
             state = torch.load(model_file, map_location=device, weights_only=True)
             model.load_state_dict(state.get("module", state), strict=True)  # "module": DeepSpeed

@@ -1,0 +1,392 @@
+"""Pretrained LLM backbone (hf_causal_lm): tokenizer, vocabulary rows, 4-D mask, cache, training through
+ttt_train, decoding, official checkpoints, DeepSpeed configs.  All models are tiny random Qwen2s
+written by the tests (tiny_qwen.py); nothing is downloaded."""
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from espnet2_ttt.bin.make_token_list import main as make_token_list
+from espnet2_ttt.bin.ttt_train import main as ttt_train
+from espnet2_ttt.inference import DecodeConfig, Forcing, TtTDecoder, build_prompt
+from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.models.hf_backbone import HFCausalLM
+from espnet2_ttt.pretrained_vocab import HFTextTokenizer, official_codebook_size, pretrained_rows
+from espnet2_ttt.tasks.ttt import TtTTask
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
+from espnet2_ttt.vocabulary import PAD, SPECIAL_AUDIO_TOKENS, SPECIAL_TEXT_TOKENS, UNK, TtTVocabulary, audio_token
+
+from helpers import chat_sequence, write_seq_file
+from tiny_qwen import QWEN_SPECIALS, save_tiny_qwen
+
+ROOT = Path(__file__).resolve().parents[1]
+K = 16
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    return save_tiny_qwen(tmp_path_factory.mktemp("qwen"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(qwen_dir):
+    return HFTextTokenizer(str(qwen_dir))
+
+
+@pytest.fixture(scope="module")
+def vocab(tokenizer):
+    return TtTVocabulary.build(tokenizer.pieces(), K)
+
+
+def backbone(qwen_dir, vocab, **kw):
+    return HFCausalLM(len(vocab), vocab.token_list, pretrained=str(qwen_dir), **kw)
+
+
+@pytest.fixture(scope="module")
+def model64(qwen_dir, vocab):
+    return backbone(qwen_dir, vocab).double().eval()
+
+
+def random_ids(vocab, B=2, L=14, seed=0):
+    """Text ids with one audio span at positions 4..8 and a second one at the end."""
+    g = torch.Generator().manual_seed(seed)
+    ids = vocab.text_ids[torch.randint(2, len(vocab.text_ids), (B, L), generator=g)]
+    ids[:, 4:9] = vocab.first_code_id + torch.randint(0, K, (B, 5), generator=g)
+    ids[:, -2:] = vocab.first_code_id + 1
+    return ids
+
+
+# ---------------------------------------------------------------- tokenizer and vocabulary
+def test_text_tokenizer_uses_the_model_tokens_only(qwen_dir, tokenizer):
+    from transformers import AutoTokenizer
+
+    backend = AutoTokenizer.from_pretrained(str(qwen_dir)).backend_tokenizer
+    model_vocab = backend.get_vocab(with_added_tokens=False)
+    assert tokenizer.pieces() == sorted(model_vocab, key=model_vocab.get)
+    assert not set(QWEN_SPECIALS) & set(tokenizer.pieces())
+    for text in ["hello there, how are you?", "你好，今天天气很好。", "mixed 中文 and English 42"]:
+        pieces = tokenizer.encode(text)
+        assert all(p in model_vocab for p in pieces)
+        assert tokenizer.decode(pieces) == text
+    a, b = "Transcribe the", " speech. 天气"
+    assert tokenizer.decode(tokenizer.encode(a) + tokenizer.encode(b)) == a + b
+    spelled = tokenizer.encode("x<|im_end|>y")  # never turns into the special token
+    assert "<|im_end|>" not in spelled and tokenizer.decode(spelled) == "x<|im_end|>y"
+    assert isinstance(load_text_tokenizer(str(qwen_dir)), HFTextTokenizer)
+
+
+def test_make_token_list_from_the_backbone_tokenizer(qwen_dir, tokenizer, tmp_path):
+    make_token_list(["--bpemodel", str(qwen_dir), "--codebook_size", str(K), "--output", str(tmp_path / "t.txt")])
+    tokens = (tmp_path / "t.txt").read_text(encoding="utf-8").splitlines()
+    n = len(tokenizer.pieces())
+    assert tokens[:2] == [PAD, UNK] and tokens[2 : 2 + len(SPECIAL_TEXT_TOKENS)] == list(SPECIAL_TEXT_TOKENS)
+    assert tokens[2 + len(SPECIAL_TEXT_TOKENS) : 2 + len(SPECIAL_TEXT_TOKENS) + n] == tokenizer.pieces()
+    assert tokens[-K - len(SPECIAL_AUDIO_TOKENS) :] == [*SPECIAL_AUDIO_TOKENS, *(audio_token(k) for k in range(K))]
+
+
+def test_pretrained_rows_and_new_row_initialisation(qwen_dir, tokenizer, vocab):
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(qwen_dir))
+    old = hf.get_input_embeddings().weight.detach()
+    rows = torch.tensor(pretrained_rows(vocab.token_list, tokenizer.vocab))
+    assert rows[vocab.pad_id] == tokenizer.vocab["<|endoftext|>"]
+    assert rows[vocab.im_start_id] == tokenizer.vocab["<|im_start|>"] and rows[vocab.im_end_id] == tokenizer.vocab["<|im_end|>"]
+    assert rows[vocab.role_ids["user"]] == tokenizer.vocab["user"]  # the role word the official template writes
+    for piece in tokenizer.pieces():
+        assert rows[vocab.token2id[piece]] == tokenizer.vocab[piece]
+    assert (rows[vocab.first_code_id :] == -1).all() and rows[vocab.unk_id] == -1 and rows[vocab.mask_id] == -1
+
+    exact = backbone(qwen_dir, vocab, new_row_noise=0.0)
+    emb = exact.model.get_input_embeddings().weight.detach()
+    assert exact.model.get_output_embeddings().weight is exact.model.get_input_embeddings().weight  # still tied
+    mapped = rows >= 0
+    assert torch.equal(emb[mapped], old[rows[mapped]])
+    known = old[sorted(set(tokenizer.vocab.values()))]
+    assert torch.allclose(emb[~mapped], known.mean(0).expand(int((~mapped).sum()), -1), atol=1e-6)
+    noisy = backbone(qwen_dir, vocab).model.get_input_embeddings().weight.detach()
+    assert torch.equal(noisy[mapped], emb[mapped])
+    new = noisy[~mapped]
+    assert len(torch.unique(new, dim=0)) == len(new)  # distinct new rows, around the mean
+    assert ((new - known.mean(0)).abs() <= 0.5 * known.std(0) * 6).all()
+    assert torch.equal(noisy, backbone(qwen_dir, vocab).model.get_input_embeddings().weight.detach())  # seeded
+
+
+def test_untied_output_layer_rows(tmp_path, vocab):
+    untied = save_tiny_qwen(tmp_path / "untied", tie=False)
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(untied))
+    b = backbone(untied, vocab)
+    rows = torch.tensor(pretrained_rows(vocab.token_list, HFTextTokenizer(str(untied)).vocab))
+    out = b.model.get_output_embeddings().weight
+    assert out is not b.model.get_input_embeddings().weight
+    assert torch.equal(out[rows >= 0], hf.get_output_embeddings().weight[rows[rows >= 0]])
+
+
+# ---------------------------------------------------------------- mask and cache
+def brute_force_logits(hf, ids, allow):
+    """Qwen2 forward written out with an explicit masked softmax (float64 reference)."""
+    cfg, m = hf.config, hf.model
+    B, L = ids.shape
+    nh, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    hd = cfg.hidden_size // nh
+    inv = 1.0 / cfg.rope_parameters["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    ang = torch.outer(torch.arange(L, dtype=torch.float64), inv).repeat(1, 2)
+    cos, sin = ang.cos(), ang.sin()
+
+    def rms(x, w):
+        return w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg.rms_norm_eps)
+
+    def rope(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+    x = m.embed_tokens(ids)
+    for layer in m.layers:
+        a, h = layer.self_attn, rms(x, layer.input_layernorm.weight)
+        q = rope(a.q_proj(h).view(B, L, nh, hd).transpose(1, 2))
+        k = rope(a.k_proj(h).view(B, L, nkv, hd).transpose(1, 2)).repeat_interleave(nh // nkv, dim=1)
+        v = a.v_proj(h).view(B, L, nkv, hd).transpose(1, 2).repeat_interleave(nh // nkv, dim=1)
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(hd)).masked_fill(~allow, -torch.inf)
+        x = x + a.o_proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, L, -1))
+        h = rms(x, layer.post_attention_layernorm.weight)
+        x = x + layer.mlp.down_proj(F.silu(layer.mlp.gate_proj(h)) * layer.mlp.up_proj(h))
+    return hf.lm_head(rms(x, m.norm.weight))
+
+
+@torch.no_grad()
+def test_4d_modality_mask_matches_brute_force_attention(qwen_dir, vocab, model64):
+    ids = random_ids(vocab)
+    valid = torch.ones_like(ids, dtype=torch.bool)
+    valid[1, 10:] = False  # right padding: padded rows must stay finite
+    allow = build_modality_mask(vocab.is_audio_side(ids), valid)
+    assert not torch.equal(allow[0, 0], torch.ones(14, 14, dtype=torch.bool).tril())  # really non-causal
+    logits = model64(ids, allow)
+    assert torch.isfinite(logits).all()
+    ref = brute_force_logits(model64.model, ids, allow)
+    assert torch.allclose(logits, ref, atol=1e-5, rtol=0)  # HF's RoPE tables are float32
+    causal = model64(ids, None)  # attn_mask=None is plain causal
+    assert torch.allclose(causal, brute_force_logits(model64.model, ids, torch.ones(14, 14, dtype=torch.bool).tril()), atol=1e-5)
+    assert not torch.allclose(causal[0, 4:9], logits[0, 4:9], atol=1e-3)  # the span rows do differ
+    eager = backbone(qwen_dir, vocab, attn_implementation="eager").double().eval()
+    assert torch.allclose(eager(ids, allow), logits, atol=1e-5)  # additive float mask path
+
+
+@torch.no_grad()
+def test_cache_extend_crop_and_bottom_right_causal(model64, vocab):
+    ids = random_ids(vocab, B=1, L=16, seed=1)
+    allow = build_modality_mask(vocab.is_audio_side(ids))
+    full = model64(ids, allow)
+    cache = model64.new_cache()
+    assert torch.equal(model64(ids[:, :4], allow[:, :, :4, :4], cache=cache, extend_cache=True), full[:, :4])
+    assert cache.length == 4
+    rows = build_modality_mask(vocab.is_audio_side(ids), num_queries=12)
+    for _ in range(2):  # a non-extending call leaves the cache as it was
+        assert torch.equal(model64(ids[:, 4:], rows, cache=cache), full[:, 4:])
+        assert cache.length == 4
+    model64(ids[:, 4:10], rows[:, :, :6, :10], cache=cache, extend_cache=True)
+    assert cache.length == 10
+    cache.crop(7)
+    assert cache.length == 7
+    text = vocab.text_ids[5:15][None]
+    causal = model64(text, None)
+    cache = model64.new_cache()
+    model64(text[:, :6], None, cache=cache, extend_cache=True)
+    assert torch.allclose(model64(text[:, 6:], None, cache=cache), causal[:, 6:], atol=1e-12)
+    assert torch.allclose(model64(text[:, 6:7], None, cache=cache), causal[:, 6:7], atol=1e-12)
+    with pytest.raises(ValueError, match="attn_mask must be bool"):
+        model64(ids[:, :3], allow[:, :, :3, :3].float())
+
+
+@pytest.mark.parametrize("mode,cfg_scale", [("chat", 0.0), ("tts", 0.5)])
+def test_decoding_cached_equals_reference(model64, vocab, mode, cfg_scale):
+    pieces = vocab.ids_to_tokens(vocab.text_ids[20:23])
+    prompt = (build_prompt(vocab, "chat", user_codes=[3, 1, 4, 1, 5]) if mode == "chat"
+              else build_prompt(vocab, "tts", user_text=pieces))
+    conf = dict(max_new_tokens=60, block_length=8, steps_per_block=3, max_span_length=24, top_k=6, top_p=0.9,
+                diffusion_temperature=0.8, cfg_scale=cfg_scale)
+    forcing = Forcing(text_ids=[vocab.token2id[pieces[0]], vocab.soa_id], span_lengths=[11])
+    out = [TtTDecoder(model64, vocab, DecodeConfig(**conf, use_cache=c)).decode(prompt, torch.Generator().manual_seed(0), forcing)
+           for c in (True, False)]
+    assert out[0].token_ids == out[1].token_ids and len(out[0].spans[0]) == 11
+    assert out[0].forwards == out[1].forwards
+
+
+def test_bad_backbone_configurations(qwen_dir, vocab, tmp_path):
+    with pytest.raises(ValueError, match="attn_implementation"):
+        backbone(qwen_dir, vocab, attn_implementation="flash_attention_2")
+    with pytest.raises(ValueError, match="needs pretrained"):
+        HFCausalLM(len(vocab), vocab.token_list)
+    with pytest.raises(ValueError, match="vocab_size"):
+        HFCausalLM(len(vocab) + 1, vocab.token_list, pretrained=str(qwen_dir))
+    from transformers import AutoConfig
+
+    sliding = tmp_path / "sliding"
+    shutil.copytree(qwen_dir, sliding)
+    config = AutoConfig.from_pretrained(str(sliding))
+    config.use_sliding_window, config.sliding_window, config.max_window_layers = True, 4, 0
+    config.layer_types = ["sliding_attention"] * config.num_hidden_layers
+    config.save_pretrained(str(sliding))
+    with pytest.raises(ValueError, match="sliding-window"):
+        backbone(sliding, vocab)
+
+
+# ---------------------------------------------------------------- training through ESPnet
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, qwen_dir, vocab):
+    d = tmp_path_factory.mktemp("hf_train")
+    vocab.save(d / "tokens.txt")
+    words = vocab.ids_to_tokens(vocab.text_ids[30:50])
+    rng = random.Random(0)
+    write_seq_file(d / "train" / "seq", {f"utt{i:03d}": chat_sequence(rng, rng.randint(1, 2), K, words=words) for i in range(24)})
+    write_seq_file(d / "valid" / "seq", {f"val{i:03d}": chat_sequence(rng, rng.randint(1, 2), K, words=words) for i in range(6)})
+    common = [
+        "--token_list", str(d / "tokens.txt"), "--bpemodel", str(qwen_dir),
+        "--train_data_path_and_name_and_type", f"{d / 'train' / 'seq'},seq,text",
+        "--valid_data_path_and_name_and_type", f"{d / 'valid' / 'seq'},seq,text",
+        "--backbone", "hf_causal_lm", "--backbone_conf", f"pretrained={qwen_dir}",
+        "--ngpu", "0", "--batch_size", "4", "--num_workers", "0", "--use_tensorboard", "false", "--use_matplotlib", "false",
+    ]
+    ttt_train(common + ["--collect_stats", "true", "--output_dir", str(d / "stats")])
+    out = d / "exp"
+    ttt_train(common + [
+        "--output_dir", str(out), "--train_shape_file", str(d / "stats" / "train" / "seq_shape"),
+        "--valid_shape_file", str(d / "stats" / "valid" / "seq_shape"), "--fold_length", "150",
+        "--max_epoch", "3", "--seed", "1", "--optim", "adamw", "--optim_conf", "lr=0.003", "--keep_nbest_models", "1",
+    ])
+    return out
+
+
+def test_ttt_train_with_the_hf_backbone_loss_falls(trained, qwen_dir):
+    import yaml
+
+    stats = torch.load(trained / "checkpoint.pth", weights_only=False)["reporter"]["stats"]
+    valid = [stats[e]["valid"] for e in sorted(stats)]
+    assert valid[-1]["loss"] < valid[0]["loss"] and valid[-1]["loss_diff"] < valid[0]["loss_diff"]
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    assert config["backbone"] == "hf_causal_lm" and config["backbone_conf"]["pretrained"] == str(qwen_dir)
+    assert config["backbone_conf"]["hf_config"]["model_type"] == "qwen2"
+    assert config["backbone_conf"]["hf_config"]["vocab_size"] == len(config["token_list"])
+
+
+def test_trained_model_reloads_from_config_alone_and_decodes(trained, qwen_dir, tmp_path):
+    from espnet2_ttt.bin.ttt_inference import TtTInference
+
+    weights = qwen_dir / "model.safetensors"
+    moved = tmp_path / "model.safetensors"
+    shutil.move(weights, moved)  # the pretrained weights are not needed: config.yaml + .pth suffice
+    try:
+        model, _ = TtTTask.build_model_from_file(trained / "config.yaml", trained / "valid.acc.ave.pth")
+        state = torch.load(trained / "valid.acc.ave.pth", weights_only=True)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+        outs = [TtTInference(trained / "config.yaml", trained / "valid.acc.ave.pth", dtype="float64", use_cache=c,
+                             max_new_tokens=40, block_length=8, steps_per_block=2, max_span_length=16,
+                             top_k=5, diffusion_temperature=0.5)("chat", speech_codes=[1, 2, 3], seed=4)
+                for c in (True, False)]
+    finally:
+        shutil.move(moved, weights)
+    assert outs[0].tokens == outs[1].tokens and outs[0].tokens
+    assert isinstance(outs[0].text, str)
+
+
+def test_init_option_is_refused_with_pretrained_weights(qwen_dir, vocab, tmp_path):
+    import argparse
+
+    vocab.save(tmp_path / "tokens.txt")
+    args = argparse.Namespace(**TtTTask.get_default_config())
+    args.token_list, args.init = str(tmp_path / "tokens.txt"), "xavier_uniform"
+    args.backbone, args.backbone_conf = "hf_causal_lm", {"pretrained": str(qwen_dir)}
+    with pytest.raises(ValueError, match="overwrite the pretrained weights"):
+        TtTTask.build_model(args)
+
+
+# ---------------------------------------------------------------- official checkpoints
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    from espnet2_ttt.bin.import_official import main as import_official
+
+    d = tmp_path_factory.mktemp("official")
+    src = save_tiny_qwen(d / "ttt_official", official=True, codebook_size=24, seed=1)
+    import_official(["--model_dir", str(src), "--output_dir", str(d / "imported")])
+    return src, d / "imported"
+
+
+@torch.no_grad()
+def test_official_checkpoint_rows_and_logits_map_onto_ours(official):
+    from transformers import AutoModelForCausalLM
+
+    src, imported = official
+    model, _ = TtTTask.build_model_from_file(imported / "config.yaml", imported / "model.pth")
+    vocab = model.vocab
+    off_vocab = HFTextTokenizer(str(src)).vocab
+    assert vocab.codebook_size == official_codebook_size(off_vocab) == 24
+    rows = torch.tensor(pretrained_rows(vocab.token_list, off_vocab))
+    for token in ["<|begin_of_audio|>", "<|end_of_audio|>", "<|begin_of_quad|>", "<|mask_token|>",
+                  "<|end_of_audio_new|>", "<|end_of_audio_span_last|>", "<|audio_0|>", "<|audio_23|>", "<|im_end|>"]:
+        assert rows[vocab.token2id[token]] == off_vocab[token]
+    assert rows[vocab.pad_id] == off_vocab["<|endoftext|>"]
+    unmapped = {t for t, r in zip(vocab.token_list, rows.tolist()) if r < 0}
+    assert unmapped == {"<unk>", "<|assistant|>", "<|truncated|>"}  # "assistant" is no single tiny-BPE token
+
+    ref = AutoModelForCausalLM.from_pretrained(str(src)).double().eval()
+    ours = model.backbone.double().eval()
+    mapped = rows >= 0
+    emb = ours.model.get_input_embeddings().weight
+    assert torch.equal(emb[mapped], ref.get_input_embeddings().weight[rows[mapped]])
+    ids = torch.tensor([build_prompt(vocab, "chat", user_codes=[5, 7, 23, 0], system_text=vocab.ids_to_tokens([300, 301]))
+                        + [vocab.token2id["<|begin_of_quad|>"], vocab.code_to_id(torch.tensor(3)).item(), vocab.mask_id]])
+    ids = ids[:, ids[0] != vocab.role_ids["assistant"]]  # every id of this sequence has an official row
+    allow = build_modality_mask(vocab.is_audio_side(ids))
+    ours_logits = ours(ids, allow)
+    ref_logits = ref(input_ids=rows[ids], attention_mask=allow).logits
+    assert torch.allclose(ours_logits[..., mapped], ref_logits[..., rows[mapped]], atol=1e-10)
+
+
+def test_official_checkpoint_decodes_with_our_inference(official):
+    from espnet2_ttt.bin.ttt_inference import TtTInference
+
+    src, imported = official
+    outs = [TtTInference(imported / "config.yaml", imported / "model.pth", dtype="float64", use_cache=c,
+                         max_new_tokens=30, block_length=8, steps_per_block=2, max_span_length=16, top_k=5)
+            ("asr", speech_codes=[1, 2, 3, 4], seed=0) for c in (True, False)]
+    assert outs[0].tokens == outs[1].tokens and outs[0].tokens
+    assert outs[0].text == HFTextTokenizer(str(src)).decode(
+        [t for t in outs[0].tokens if not t.startswith("<|")])
+
+
+def test_plain_llm_is_not_an_official_checkpoint(qwen_dir, tmp_path):
+    from espnet2_ttt.bin.import_official import import_official
+
+    with pytest.raises(ValueError, match="not an official TtT checkpoint"):
+        import_official(str(qwen_dir), str(tmp_path / "x"))
+
+
+# ---------------------------------------------------------------- DeepSpeed configs
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_configs_are_consistent_and_accepted_by_espnet(stage):
+    from espnet2.train.deepspeed_trainer import DeepSpeedTrainer
+
+    path = ROOT / "conf" / "deepspeed" / f"zero{stage}_bf16.json"
+    ds = json.loads(path.read_text())
+    assert ds["zero_optimization"]["stage"] == stage and ds["bf16"]["enabled"] is True
+    assert "fp16" not in ds and "amp" not in ds  # ESPnet picks the batch dtype from the keys present
+    assert DeepSpeedTrainer.setup_data_dtype(ds) == torch.bfloat16
+    # the paper's global batch: 2048 sequences = micro batch x accumulation x 32 GPUs
+    assert ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * 32 == 2048
+    opt = ds["optimizer"]["params"]
+    assert ds["optimizer"]["type"] == "AdamW" and opt["lr"] == 2e-5 and opt["betas"] == [0.9, 0.95]
+    assert opt["weight_decay"] == 0.01 and ds["gradient_clipping"] == 1.0
+    sched = ds["scheduler"]["params"]
+    assert sched["warmup_num_steps"] == round(0.01 * sched["total_num_steps"])
+    if stage == 3:  # the n-best averaging reads full weights from mp_rank_00_model_states.pt
+        assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+    args = TtTTask.get_parser().parse_args(["--use_deepspeed", "true", "--deepspeed_config", str(path), "--token_list", "x",
+                                            "--output_dir", "exp", "--backbone", "hf_causal_lm"])
+    options = DeepSpeedTrainer.build_options(args)
+    assert options.deepspeed_config == str(path)
