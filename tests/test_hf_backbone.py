@@ -295,6 +295,47 @@ def test_trained_model_reloads_from_config_alone_and_decodes(trained, qwen_dir, 
     assert isinstance(outs[0].text, str)
 
 
+def test_packed_model_needs_no_pretrained_directory(trained, qwen_dir, tmp_path):
+    from espnet2_ttt.bin.pack import pack_ttt
+    from espnet2_ttt.bin.ttt_inference import TtTInference
+
+    packed = tmp_path / "packed.zip"
+    pack_ttt(str(trained / "config.yaml"), str(trained / "valid.acc.ave.pth"), str(packed))
+    hidden = qwen_dir.with_name(qwen_dir.name + "_hidden")
+    qwen_dir.rename(hidden)  # model and tokenizer must come from the archive
+    try:
+        ttt = TtTInference.from_pretrained(str(packed), cachedir=str(tmp_path / "zoo"), max_new_tokens=20,
+                                           block_length=8, steps_per_block=2, max_span_length=16)
+        assert Path(ttt.bpemodel).name == "text_tokenizer" and Path(ttt.bpemodel).is_dir()
+        out = ttt("tts", "hello there")
+    finally:
+        hidden.rename(qwen_dir)
+    assert out.tokens
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(qwen_dir, vocab):
+    ids = random_ids(vocab)
+    allow = build_modality_mask(vocab.is_audio_side(ids))
+    grads = []
+    for ckpt in (False, True):
+        b = backbone(qwen_dir, vocab, gradient_checkpointing=ckpt).double().train()
+        b(ids, allow).pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in b.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+
+
+def test_paper_config_builds_the_hf_backbone(qwen_dir, vocab, tmp_path):
+    vocab.save(tmp_path / "tokens.txt")
+    args = TtTTask.get_parser().parse_args([
+        "--config", str(ROOT / "conf" / "train_ttt_qwen2.5.yaml"), "--token_list", str(tmp_path / "tokens.txt"),
+        "--backbone_conf", f"pretrained={qwen_dir}", "--output_dir", str(tmp_path / "exp"),
+    ])
+    assert args.backbone_conf["gradient_checkpointing"] is True and args.optim_conf["lr"] == 2e-5
+    model = TtTTask.build_model(args)
+    assert model.backbone.model.is_gradient_checkpointing
+    assert model.corruption.banom_prob == 0.3 and args.max_seq_len == 2048
+
+
 def test_init_option_is_refused_with_pretrained_weights(qwen_dir, vocab, tmp_path):
     import argparse
 

@@ -9,8 +9,9 @@
 Files are stored under fixed names in ``ttt/`` wherever they came from, and the packed
 ``config.yaml`` names them there, so ``pack_funcs.unpack`` (and so ``espnet_model_zoo``'s
 ``ModelDownloader``) points it at the unpacked copies.  Keys in ``meta.yaml``:
-``ttt_train_config``, ``ttt_model_file``, ``ttt_inference_config``, ``bpemodel``,
-``speech_tokenizer_dir``.  The archive is written to a
+``ttt_train_config``, ``ttt_model_file``, ``ttt_inference_config``, ``bpemodel`` (``ttt/bpe.model``, or
+``ttt/text_tokenizer/`` for a pretrained backbone's tokenizer directory), ``speech_tokenizer_dir``.
+A pretrained (``hf_causal_lm``) backbone needs no further file: config.yaml holds its ``hf_config``.  The archive is written to a
 temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` is given.
 """
 import argparse
@@ -80,9 +81,11 @@ def pack_ttt(
     point at them), pack from there, and rename the archive into place."""
     with open(train_config, encoding="utf-8") as f:
         config = yaml.safe_load(f)
+    text_tokenizer = bpemodel or config.get("bpemodel")  # a SentencePiece model or a Hugging Face tokenizer dir
     sources = {
         "ttt_model_file": (model_file, "ttt/model.pth"),
-        "bpemodel": (bpemodel or config.get("bpemodel"), "ttt/bpe.model"),
+        "bpemodel": (text_tokenizer, "ttt/text_tokenizer" if text_tokenizer and os.path.isdir(text_tokenizer)
+                     else "ttt/bpe.model"),
         "speech_tokenizer_dir": (speech_tokenizer_dir or config.get("speech_tokenizer_dir"), "ttt/speech_tokenizer"),
         "ttt_inference_config": (inference_config, "ttt/decode.yaml"),
     }
