@@ -116,3 +116,38 @@ def test_second_recipe_reuses_stages_10_to_12(recipe, tmp_path):
     _run(reuse / "run.sh", args, tmp_path / "reuse.log")
     assert len(_table(tmp_path / "exp" / "decode_reused" / "test_asr" / "text")) == 3
     assert "test_tts_speech_espnet" in (tmp_path / "exp" / "RESULTS.md").read_text()
+
+
+def test_pretrained_backbone_option_switches_tokenizer_and_backbone(recipe, tmp_path):
+    """Stages 5-7 again with --pretrained_backbone (a tiny random Qwen2): the token list comes from
+    its tokenizer, the sequences use its pieces, and ttt_train gets the pretrained config with the
+    hf_causal_lm backbone (stage 8 uses the same options; training itself: test_hf_backbone.py)."""
+    from tiny_qwen import save_tiny_qwen
+
+    work, dirs, _ = recipe
+    qwen = save_tiny_qwen(tmp_path / "tiny_qwen")
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for sub in ("raw", "codes"):  # stages 1-4 outputs of the main run, read only
+        (dump / sub).symlink_to(dirs["dumpdir"] / sub)
+    exp, data = tmp_path / "exp", tmp_path / "data"
+    args = TINY + [
+        "--stage", "5", "--stop_stage", "7", "--pretrained_backbone", str(qwen),
+        "--pretrained_ttt_config", "conf/tuning/train_ttt_pretrained_tiny.yaml",
+        "--speech_tokenizer_dir", str(dirs["expdir"] / "speech_tokenizer"),
+        "--datadir", str(data), "--dumpdir", str(dump), "--expdir", str(exp),
+    ]
+    _run(RECIPE / "ttt.sh", args, tmp_path / "pretrained.log")
+    from espnet2_ttt.pretrained_vocab import HFTextTokenizer
+
+    vocab = TtTVocabulary.from_file(data / "token_list_tiny_qwen" / "tokens.txt")
+    pieces = HFTextTokenizer(str(qwen)).pieces()
+    assert set(pieces) <= set(vocab.token_list) and vocab.codebook_size == 64
+    seqs = _table(dump / "seq_tiny_qwen" / "train" / "seq")
+    assert seqs and all(t in vocab.token2id for v in seqs.values() for t in v.split())
+    config = yaml.safe_load((exp / "ttt_stats_tiny_qwen" / "config.yaml").read_text())
+    assert config["config"] == "conf/tuning/train_ttt_pretrained_tiny.yaml"
+    assert config["backbone"] == "hf_causal_lm" and config["backbone_conf"]["pretrained"] == str(qwen)
+    assert config["bpemodel"] == str(qwen) and config["token_list"] == vocab.token_list
+    shapes = _table(exp / "ttt_stats_tiny_qwen" / "train" / "seq_shape")
+    assert {k: int(v) for k, v in shapes.items()} == {k: len(v.split()) for k, v in seqs.items()}

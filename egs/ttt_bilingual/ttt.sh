@@ -59,6 +59,9 @@ nbpe=1000
 bpemode=unigram
 bpemodel=""             # given: reused, no SentencePiece training
 token_list=""           # given: reused
+pretrained_backbone=""  # Hugging Face directory of a decoder-only LLM (e.g. Qwen2.5-1.5B): its tokenizer
+                        # replaces SentencePiece (stages 5, 6, 10) and stages 7-8 fine-tune it
+                        # (backbone hf_causal_lm, pretrained_ttt_config instead of ttt_config)
 
 # Stage 6: training sequences
 tasks=asr,tts,qa
@@ -68,10 +71,11 @@ span_len=26
 
 # Stages 7, 8: training
 ttt_config=conf/train_ttt.yaml
+pretrained_ttt_config=conf/train_ttt_pretrained.yaml   # the training config with --pretrained_backbone
 ttt_args=""             # extra options for ttt_train
 ttt_tag=""
 ttt_exp=""              # default: ${expdir}/ttt_${ttt_tag}
-ttt_stats_dir=""        # default: ${expdir}/ttt_stats
+ttt_stats_dir=""        # default: ${expdir}/ttt_stats (+ _<pretrained dir name>)
 use_deepspeed=false
 deepspeed_config=""
 resume=true
@@ -103,6 +107,7 @@ Usage: $0 [options]   (see the variable block at the top of $0 for every option 
   --skip_data_prep --skip_train --skip_eval --skip_packing --skip_upload_hf true|false
   --corpus embedded|librispeech|aishell|librispeech_aishell   --corpus_size default|tiny
   --ttt_config F --ttt_args "..." --ttt_exp DIR --inference_config F --asr_model_file F ...
+  --pretrained_backbone DIR   train from a pretrained LLM (its tokenizer, --pretrained_ttt_config F)
 EOF
 )
 
@@ -130,9 +135,18 @@ stage_begin() { stage_start=${SECONDS}; log "Stage $1: $2"; }
 mkdir -p "${expdir}"
 
 [ "${train_set}" != "${valid_set}" ] || { log "Error: train_set and valid_set must differ"; exit 2; }
+if [ -n "${pretrained_backbone}" ]; then
+    [ -z "${bpemodel}" ] || { log "Error: give --bpemodel or --pretrained_backbone, not both"; exit 2; }
+    bpemodel="${pretrained_backbone}"   # the LLM's tokenizer gives the text pieces
+    ttt_config="${pretrained_ttt_config}"
+    ttt_args="--backbone hf_causal_lm --backbone_conf pretrained=${pretrained_backbone} ${ttt_args}"
+    text_tag="_$(basename "${pretrained_backbone}")"   # token list, sequences and shapes depend on the tokenizer
+else
+    text_tag=""
+fi
 [ -z "${ttt_tag}" ] && ttt_tag=$(basename "${ttt_config}" .yaml)
 [ -z "${ttt_exp}" ] && ttt_exp="${expdir}/ttt_${ttt_tag}"
-[ -z "${ttt_stats_dir}" ] && ttt_stats_dir="${expdir}/ttt_stats"
+[ -z "${ttt_stats_dir}" ] && ttt_stats_dir="${expdir}/ttt_stats${text_tag}"
 [ -z "${inference_tag}" ] && inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -z "${decode_dir}" ] && decode_dir="${ttt_exp}/${inference_tag}"
 results_dir=$(dirname "${decode_dir}")
@@ -141,7 +155,8 @@ given_tokenizer=false
 [ -n "${speech_tokenizer_dir}" ] && given_tokenizer=true
 [ -z "${speech_tokenizer_dir}" ] && speech_tokenizer_dir="${expdir}/speech_tokenizer"
 [ -z "${bpemodel}" ] && bpemodel="${datadir}/spm/bpe_${bpemode}${nbpe}.model"
-[ -z "${token_list}" ] && token_list="${datadir}/token_list/tokens.txt"
+[ -z "${token_list}" ] && token_list="${datadir}/token_list${text_tag}/tokens.txt"
+seqdir="${dumpdir}/seq${text_tag}"
 all_sets="${train_set} ${valid_set} ${test_sets}"
 _ngpu_inference=0
 [ "${gpu_inference}" = true ] && _ngpu_inference=1
@@ -192,8 +207,8 @@ if run_stage 4; then
 fi
 
 if run_stage 5; then
-    stage_begin 5 "Text tokenizer (SentencePiece ${bpemode} ${nbpe}) and token list -> ${token_list}"
-    if [ ! -f "${bpemodel}" ]; then
+    stage_begin 5 "Text tokenizer (${pretrained_backbone:-SentencePiece ${bpemode} ${nbpe}}) and token list -> ${token_list}"
+    if [ -z "${pretrained_backbone}" ] && [ ! -f "${bpemodel}" ]; then
         mkdir -p "$(dirname "${bpemodel}")"
         # the task prompts of the sequence builder are part of the text the pieces must cover
         ${python} -c "from espnet2_ttt.sequence_builder import ASR_PROMPT, TTS_PROMPT; print(ASR_PROMPT); print(TTS_PROMPT)" \
@@ -212,12 +227,12 @@ if run_stage 5; then
 fi
 
 if run_stage 6; then
-    stage_begin 6 "Interleaved training sequences (${tasks}) -> ${dumpdir}/seq"
+    stage_begin 6 "Interleaved training sequences (${tasks}) -> ${seqdir}"
     for x in ${train_set} ${valid_set}; do
         ${python} -m espnet2_ttt.bin.build_sequences --bpemodel "${bpemodel}" --token_list "${token_list}" \
             --codes "${dumpdir}/codes/${x}/codes" --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
             --tasks "${tasks}" --max_len "${max_seq_len}" --chunk_len "${chunk_len}" --span_len "${span_len}" \
-            --output "${dumpdir}/seq/${x}/seq"
+            --output "${seqdir}/${x}/seq"
     done
     for x in ${test_sets}; do
         ${python} -m espnet2_ttt.bin.prepare_eval --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
@@ -233,8 +248,8 @@ if run_stage 7; then
     ${train_cmd} "${ttt_stats_dir}/logs/stats.log" \
         ${python} -m espnet2_ttt.bin.ttt_train --collect_stats true --ngpu 0 --config "${ttt_config}" \
         --token_list "${token_list}" --bpemodel "${bpemodel}" --max_seq_len "${max_seq_len}" \
-        --train_data_path_and_name_and_type "${dumpdir}/seq/${train_set}/seq,seq,text" \
-        --valid_data_path_and_name_and_type "${dumpdir}/seq/${valid_set}/seq,seq,text" \
+        --train_data_path_and_name_and_type "${seqdir}/${train_set}/seq,seq,text" \
+        --valid_data_path_and_name_and_type "${seqdir}/${valid_set}/seq,seq,text" \
         --output_dir "${ttt_stats_dir}" ${ttt_args}
     stage_done 7
 fi
@@ -251,8 +266,8 @@ if run_stage 8; then
         ${python} -m espnet2_ttt.bin.ttt_train --config "${ttt_config}" --use_preprocessor true \
         --token_list "${token_list}" --bpemodel "${bpemodel}" --max_seq_len "${max_seq_len}" \
         --speech_tokenizer_dir "${speech_tokenizer_dir}" \
-        --train_data_path_and_name_and_type "${dumpdir}/seq/${train_set}/seq,seq,text" \
-        --valid_data_path_and_name_and_type "${dumpdir}/seq/${valid_set}/seq,seq,text" \
+        --train_data_path_and_name_and_type "${seqdir}/${train_set}/seq,seq,text" \
+        --valid_data_path_and_name_and_type "${seqdir}/${valid_set}/seq,seq,text" \
         --train_shape_file "${ttt_stats_dir}/train/seq_shape" --valid_shape_file "${ttt_stats_dir}/valid/seq_shape" \
         --fold_length "${max_seq_len}" --resume "${resume}" --seed "${seed}" \
         --output_dir "${ttt_exp}" ${_opts} ${ttt_args} \
