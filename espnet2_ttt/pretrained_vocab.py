@@ -76,8 +76,17 @@ class HFTextTokenizer:
 
 
 def pretrained_rows(token_list: Sequence[str], pretrained_vocab: Dict[str, int]) -> List[int]:
-    """Per id of ``token_list``: the pretrained row it takes, or -1 for a new row (module docstring)."""
-    return [pretrained_vocab.get(official_token(t), -1) for t in token_list]
+    """Per id of ``token_list``: the pretrained row it takes, or -1 for a new row (module docstring).
+
+    Raises if a text piece is not a pretrained token (a token list made for another tokenizer).
+    """
+    rows = [pretrained_vocab.get(official_token(t), -1) for t in token_list]
+    reserved = {PAD, UNK, *SPECIAL_TEXT_TOKENS, *SPECIAL_AUDIO_TOKENS}
+    foreign = [t for t, r in zip(token_list, rows) if r < 0 and t not in reserved and not _AUDIO_RE.match(t)]
+    if foreign:
+        raise ValueError(f"{len(foreign)} text pieces of the token list are not tokens of the pretrained tokenizer, "
+                         f"e.g. {foreign[:5]}: write the token list with make_token_list --bpemodel <the pretrained model>")
+    return rows
 
 
 def official_codebook_size(pretrained_vocab: Dict[str, int]) -> int:

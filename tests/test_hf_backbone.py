@@ -225,6 +225,9 @@ def test_bad_backbone_configurations(qwen_dir, vocab, tmp_path):
         HFCausalLM(len(vocab), vocab.token_list)
     with pytest.raises(ValueError, match="vocab_size"):
         HFCausalLM(len(vocab) + 1, vocab.token_list, pretrained=str(qwen_dir))
+    spm_layout = TtTVocabulary.build(["▁w1", "▁w2"], K)  # a token list made for another tokenizer
+    with pytest.raises(ValueError, match=r"2 text pieces .* not tokens of the pretrained tokenizer"):
+        backbone(qwen_dir, spm_layout)
     from transformers import AutoConfig
 
     sliding = tmp_path / "sliding"
