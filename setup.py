@@ -21,6 +21,7 @@ setup(
     extras_require={
         "test": ["pytest"],
         "recipe": ["espnet_model_zoo", "pocketsphinx"],
+        "pretrained": ["transformers==5.24.0"],  # the hf_causal_lm backbone (imported only when used)
     },
     entry_points={
         "console_scripts": [
