@@ -50,6 +50,7 @@ from espnet2_ttt.vocabulary import (
     END_OF_USER_AUDIO,
     PAD,
     ROLES,
+    audio_code,
     audio_token,
 )
 
@@ -67,7 +68,6 @@ CONVERSATION_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
 MESSAGE_ROLES = ("system", "user", "assistant")
 
 _SPECIAL_RE = re.compile(r"(<\|[A-Za-z0-9_]+\|>)")
-_AUDIO_RE = re.compile(r"^<\|audio_(\d+)\|>$")
 _RENDERED_TURN_RE = re.compile(r"\s*<\|im_start\|>(\w+)\n(.*?)<\|im_end\|>\s*", re.S)
 # closing marker of each opening marker, per side ("user" = prompt audio, "assistant" = generated)
 _SPAN_CLOSE = {
@@ -174,9 +174,8 @@ def content_tokens(content: str, tokenizer: Tokenizer, codebook_size: int) -> Li
             if part:
                 tokens += tokenizer.encode(part)
             continue
-        audio = _AUDIO_RE.match(part)
-        if audio:
-            code = int(audio.group(1))
+        code = audio_code(part)
+        if code is not None:
             if code >= codebook_size:
                 raise ValueError(f"audio code {code} >= codebook size {codebook_size}")
             tokens.append(audio_token(code))
@@ -200,7 +199,7 @@ def check_spans(tokens: Sequence[str], side: str) -> None:
     closing = _SPAN_CLOSE[side]
     expected_close, span_codes = None, 0
     for pos, token in enumerate(tokens):
-        is_code = _AUDIO_RE.match(token) is not None
+        is_code = audio_code(token) is not None
         if expected_close is None:
             if token in closing:
                 expected_close, span_codes = closing[token], 0

@@ -14,13 +14,11 @@ vocabulary has that token (text pieces and ``<|im_start|>``/``<|im_end|>`` alway
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Sequence
 
 from espnet2_ttt.official_format import official_token
-from espnet2_ttt.vocabulary import PAD, SPECIAL_AUDIO_TOKENS, SPECIAL_TEXT_TOKENS, UNK
+from espnet2_ttt.vocabulary import PAD, SPECIAL_AUDIO_TOKENS, SPECIAL_TEXT_TOKENS, UNK, audio_code
 
-_AUDIO_RE = re.compile(r"^<\|audio_(\d+)\|>$")
 
 
 class HFTextTokenizer:
@@ -53,7 +51,7 @@ class HFTextTokenizer:
         for piece in self._pieces:
             if not piece or any(c.isspace() for c in piece):
                 raise ValueError(f"{name_or_dir}: model token {piece!r} is empty or contains white space")
-            if piece in reserved or _AUDIO_RE.match(piece) or (piece == UNK and piece != self._unk):
+            if piece in reserved or audio_code(piece) is not None or (piece == UNK and piece != self._unk):
                 raise ValueError(f"{name_or_dir}: model token {piece!r} collides with the TtT special tokens")
 
     def encode(self, text: str) -> List[str]:
@@ -82,7 +80,7 @@ def pretrained_rows(token_list: Sequence[str], pretrained_vocab: Dict[str, int])
     """
     rows = [pretrained_vocab.get(official_token(t), -1) for t in token_list]
     reserved = {PAD, UNK, *SPECIAL_TEXT_TOKENS, *SPECIAL_AUDIO_TOKENS}
-    foreign = [t for t, r in zip(token_list, rows) if r < 0 and t not in reserved and not _AUDIO_RE.match(t)]
+    foreign = [t for t, r in zip(token_list, rows) if r < 0 and t not in reserved and audio_code(t) is None]
     if foreign:
         raise ValueError(f"{len(foreign)} text pieces of the token list are not tokens of the pretrained tokenizer, "
                          f"e.g. {foreign[:5]}: write the token list with make_token_list --bpemodel <the pretrained model>")
@@ -91,7 +89,7 @@ def pretrained_rows(token_list: Sequence[str], pretrained_vocab: Dict[str, int])
 
 def official_codebook_size(pretrained_vocab: Dict[str, int]) -> int:
     """K such that ``<|audio_0|> .. <|audio_{K-1}|>`` are all in the vocabulary (0: none)."""
-    codes = {int(m.group(1)) for t in pretrained_vocab for m in [_AUDIO_RE.match(t)] if m}
+    codes = {audio_code(t) for t in pretrained_vocab} - {None}
     k = 0
     while k in codes:
         k += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 
@@ -59,6 +59,12 @@ def audio_token(code: int) -> str:
     return f"<|audio_{code}|>"
 
 
+def audio_code(token: str) -> Optional[int]:
+    """The speech code of an ``<|audio_k|>`` token string; None for any other token."""
+    m = _AUDIO_RE.match(token)
+    return int(m.group(1)) if m else None
+
+
 class TtTVocabulary:
     """Token list + side tables.  Built from, and saved as, an ESPnet ``token_list``.
 
@@ -81,9 +87,9 @@ class TtTVocabulary:
             raise ValueError(f"token_list lacks the TtT special tokens {missing}")
         codes = {}
         for i, t in enumerate(tokens):
-            m = _AUDIO_RE.match(t)
-            if m:
-                codes[int(m.group(1))] = i
+            code = audio_code(t)
+            if code is not None:
+                codes[code] = i
         if not codes:
             raise ValueError("token_list has no audio tokens <|audio_0|> ...: it cannot be used by TtT")
         self.codebook_size = len(codes)
@@ -126,7 +132,7 @@ class TtTVocabulary:
         reserved = {PAD, UNK, *SPECIAL_TEXT_TOKENS, *SPECIAL_AUDIO_TOKENS}
         text = []
         for t in text_tokens:
-            if t in reserved or _AUDIO_RE.match(t) or t in ("<s>", "</s>"):
+            if t in reserved or audio_code(t) is not None or t in ("<s>", "</s>"):
                 continue  # specials of the text tokenizer are replaced by ours
             if not t or any(c.isspace() for c in t):
                 raise ValueError(f"text token {t!r} is empty or contains white space")
@@ -183,10 +189,10 @@ class TtTVocabulary:
         for pos, t in enumerate(tokens):
             i = self.token2id.get(t)
             if i is None:
-                m = _AUDIO_RE.match(t)
+                code = audio_code(t)
                 why = (
-                    f"audio code {m.group(1)} is out of range for codebook size {self.codebook_size}"
-                    if m
+                    f"audio code {code} is out of range for codebook size {self.codebook_size}"
+                    if code is not None
                     else "it is not in the token list"
                 )
                 raise ValueError(f"{where}: token #{pos} {t!r} is invalid: {why}")
