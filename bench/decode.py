@@ -2,6 +2,7 @@
 """TtT decoding benchmark on a random model (speed only; a random model says nothing on quality).
 
     OMP_NUM_THREADS=2 tools/venv/bin/python bench/decode.py [--d_model 256 --n_layer 4 --codes 1024]
+                                                            [--scaling 512x8 768x12]
 
 Layout (official spoken chat): a 10 s user audio prompt (125 codes), then 10 chunks of 13
 text tokens, each followed by a 26-code span + EOA (the last one opened by
@@ -11,12 +12,14 @@ decisions and the span lengths are forced (:class:`Forcing`): every path does th
 Sections: cached vs reference (official full recompute) with CFG off / on and the cheap
 "span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
 audio generation (one code per cached forward) over steps per block; time to first audio
-and real-time factor.  Ends with exactly three lines: cache_speedup, diffusion_over_ar_speedup,
-ttfa_s (chat layout, CFG off).
+and real-time factor; optionally (``--scaling``) the cache speedup of bigger models.  Ends
+with exactly three lines: cache_speedup, diffusion_over_ar_speedup, ttfa_s (chat layout,
+CFG off, the ``--d_model``/``--n_layer`` model).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import time
 from typing import List, Sequence, Tuple
@@ -107,6 +110,11 @@ def ar_only_audio_seconds(model, vocab, prompt, forcing: Forcing) -> float:
     return audio
 
 
+def build_model(vocab: TtTVocabulary, d_model: int, n_layer: int, n_head: int, device: str) -> TtTTransformer:
+    torch.manual_seed(0)
+    return TtTTransformer(len(vocab), d_model=d_model, n_layer=n_layer, n_head=n_head, max_len=2048).to(device).eval()
+
+
 def audio_seconds(result: DecodeResult) -> float:
     return result.timings.get("diffusion", 0.0) + result.timings.get("span_close", 0.0)
 
@@ -120,11 +128,14 @@ def main(cmd: Sequence[str] = None):
     parser.add_argument("--codes", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1, help="cached decodes are timed as the best of N")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scaling", nargs="*", default=[], metavar="DxL",
+                        help="extra model sizes (e.g. 512x8 768x12) for which section [5] reports the "
+                             "chat-layout cache speedup, CFG off (the reference is slow for big models)")
     args = parser.parse_args(cmd)
     t_start = time.perf_counter()
     torch.manual_seed(0)
     vocab = TtTVocabulary.build([f"p{i}" for i in range(args.text_pieces)], codebook_size=args.codes)
-    model = TtTTransformer(len(vocab), d_model=args.d_model, n_layer=args.n_layer, n_head=args.n_head, max_len=2048).to(args.device).eval()
+    model = build_model(vocab, args.d_model, args.n_layer, args.n_head, args.device)
     rng = torch.Generator().manual_seed(0)
     prompt = build_prompt(vocab, "chat", user_codes=torch.randint(args.codes, (CHAT["prompt_codes"],), generator=rng).tolist())
     forcing = chat_forcing(vocab, rng)
@@ -144,6 +155,11 @@ def main(cmd: Sequence[str] = None):
     print(f"  positions run through the model: reference {ref_positions}, cached {timed_decode.positions} "
           f"(ratio {ref_positions / timed_decode.positions:.1f}: the speedup if time were proportional to them)")
     print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16
+    t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    del model_bf16
+    print(f"  cached with bfloat16 weights (--dtype bfloat16; other numerics): {t_b:.3f}s = {t_ref / t_b:.1f}x vs "
+          f"the float32 reference, code agreement with it {agreement(r_b, r_ref):.3f}")
     t_ref_g, r_ref_g = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.1, **chat)
     t_c_g, r_c_g = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1, **chat)
     t_so, _ = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1,
@@ -196,6 +212,20 @@ def main(cmd: Sequence[str] = None):
     for name, t, r in ttfa_rows:
         rtf = t / (len(r.audio_codes) / CODE_RATE_HZ)
         print(f"  {name:28s} ttfa {r.time_to_first_audio:.3f}s  turn {t:.3f}s  RTF {rtf:.3f}")
+    # ---- 5. cache speedup vs model size
+    if args.scaling:
+        print("\n[5] chat-layout cache speedup (CFG off) vs model size: a one-token step reads every weight"
+              " once, a full recompute does O(L) work per weight")
+        print(f"  d{args.d_model}x{args.n_layer} (above): {cache_speedup:.2f}x")
+    for size in args.scaling:
+        d_model, n_layer = (int(x) for x in size.split("x"))
+        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), args.device)
+        t_ref_b, r_ref_b = timed_decode(big, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+        t_c_b, r_c_b = timed_decode(big, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+        params = sum(p.numel() for p in big.parameters()) / 1e6
+        print(f"  d{d_model}x{n_layer} ({params:.0f}M params): reference {t_ref_b:.2f}s  cached {t_c_b:.3f}s  "
+              f"speedup {t_ref_b / t_c_b:.2f}x  code agreement {agreement(r_c_b, r_ref_b):.3f}")
+        del big
     print(f"\n(total bench time {time.perf_counter() - t_start:.0f}s)")
     print(f"cache_speedup={cache_speedup:.2f}")
     print(f"diffusion_over_ar_speedup={diffusion_over_ar:.2f}")
