@@ -96,13 +96,19 @@ def user_audio(codes: Sequence[int]) -> List[str]:
     return [BEGIN_OF_AUDIO, *(audio_token(c) for c in codes), END_OF_USER_AUDIO]
 
 
-def chat(system: Sequence[str], turns: Sequence[Tuple[str, Sequence[str]]]) -> List[str]:
-    """System block (possibly empty) + ``(role, content)`` turns, in our chat template."""
-    out = [IM_START, ROLES["system"], *system, IM_END]
+def chat(
+    system: Sequence[str], turns: Sequence[Tuple[str, Sequence[str]]], newline: Sequence[str] = ()
+) -> List[str]:
+    """System block (possibly empty) + ``(role, content)`` turns, in our chat template.
+
+    ``newline``: the pieces of "\\n", written after every role token and every ``<|im_end|>``
+    (the official TtT / Qwen template ``<|im_start|>user\\n ... <|im_end|>\\n``); empty = ours.
+    """
+    out = [IM_START, ROLES["system"], *newline, *system, IM_END, *newline]
     for role, content in turns:
         if role not in ("user", "assistant"):
             raise ValueError(f"turn role must be 'user' or 'assistant', got {role!r}")
-        out += [IM_START, ROLES[role], *content, IM_END]
+        out += [IM_START, ROLES[role], *newline, *content, IM_END, *newline]
     return out
 
 

@@ -392,6 +392,30 @@ def test_official_checkpoint_rows_and_logits_map_onto_ours(official):
     assert torch.allclose(ours_logits[..., mapped], ref_logits[..., rows[mapped]], atol=1e-10)
 
 
+def test_official_checkpoint_prompts_follow_the_official_template(official):
+    """Imported models prompt as the official training code built its sequences: every piece
+    tokenized on its own, "<|im_start|>" role "\\n" content "<|im_end|>" "\\n" (doc 2.3)."""
+    from espnet2_ttt.bin.ttt_inference import TtTInference
+
+    src, imported = official
+    inference = TtTInference(imported / "config.yaml", imported / "model.pth")
+    assert inference.chat_template == "official"
+    ours = inference.prompt("text", "hello there")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(src))  # the official tokenizer, pieces encoded one by one
+    enc = lambda text: tok.encode(text, add_special_tokens=False)  # noqa: E731
+    start, end, nl = tok.convert_tokens_to_ids("<|im_start|>"), tok.convert_tokens_to_ids("<|im_end|>"), enc("\n")
+    official_ids = ([start, *enc("system"), *nl, end, *nl, start, *enc("user"), *nl, *enc("hello there"), end, *nl]
+                    + [start, *enc("assistant"), *nl])
+    rows = pretrained_rows(inference.vocab.token_list, HFTextTokenizer(str(src)).vocab)
+    mapped = [rows[i] for i in ours]
+    # "assistant" is several pieces of the tiny BPE (one token in Qwen's), so <|assistant|> has no row
+    assert mapped[-2] < 0 and ours[-2] == inference.vocab.role_ids["assistant"]
+    assert mapped[:-2] == official_ids[: len(mapped) - 2] and mapped[-1] == official_ids[-1]
+    assert len(official_ids) - len(mapped) == len(enc("assistant")) - 1
+
+
 def test_official_checkpoint_decodes_with_our_inference(official):
     from espnet2_ttt.bin.ttt_inference import TtTInference
 

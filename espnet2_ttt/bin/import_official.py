@@ -16,10 +16,9 @@ Writes to ``--output_dir`` (each file atomically):
   ``<|endoftext|>``, role tokens -> the role words).  Tokens the official vocabulary lacks
   (``<unk>``, ``<|truncated|>``, a role word that is not one token) get new rows.
 
-Known difference: our chat template has role tokens and no newlines
-(``<|im_start|> <|user|> ... <|im_end|>``) where the official one writes
-``<|im_start|>user\\n ... <|im_end|>\\n``; an official model sees our prompts with the role word
-but without those newlines.
+The config sets ``chat_template: official``: prompts are written as the official model was
+trained, ``<|im_start|>user\\n ... <|im_end|>\\n`` (role tokens map onto the role words, plus the
+tokenizer's newline piece), not in our newline-free template.
 """
 import argparse
 import logging
@@ -65,6 +64,7 @@ def import_official(model_dir: str, output_dir: str, codebook_size: Optional[int
     args.token_list = str(out / "tokens.txt")
     args.backbone, args.backbone_conf = "hf_causal_lm", {"pretrained": str(model_dir)}
     args.bpemodel, args.max_seq_len = str(model_dir), max_seq_len
+    args.chat_template = "official"  # prompts as the official model was trained: role word + newlines
     model = TtTTask.build_model(args)  # loads the official weights, resolves token_list and hf_config
     state = {name: t.to(getattr(torch, dtype)) if t.is_floating_point() else t for name, t in model.state_dict().items()}
     with atomic_path(out / "model.pth") as tmp:

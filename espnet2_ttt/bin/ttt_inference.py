@@ -91,6 +91,7 @@ class TtTInference:
         self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf))
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
         self.speech_tokenizer_dir = speech_tokenizer_dir or getattr(train_args, "speech_tokenizer_dir", None)
+        self.chat_template = getattr(train_args, "chat_template", "ttt")
         self._text_tokenizer = self._speech_tokenizer = None
 
     @classmethod
@@ -141,12 +142,16 @@ class TtTInference:
     ) -> List[int]:
         """Prompt ids.  ``text``: a raw string, tokenized and wrapped in the mode's training
         prompt (:func:`mode_text`; also used without text when a bpemodel is known), or pieces,
-        used as the whole user text (no system prompt)."""
+        used as the whole user text (no system prompt).  The training config's ``chat_template``
+        decides the template (official: the tokenizer's pieces of "\\n" after roles and turns)."""
         if isinstance(text, str) or (text is None and self.bpemodel is not None):
             system, user = mode_text(mode, self.text_tokenizer, text)
         else:
             system, user = [], list(text or [])
-        return build_prompt(self.vocab, mode, user, speech_codes, system, where)
+        newline = self.text_tokenizer.encode("\n") if self.chat_template == "official" else []
+        if self.chat_template == "official" and not newline:
+            raise ValueError(f"chat_template official: the text tokenizer {self.bpemodel} encodes no newline piece")
+        return build_prompt(self.vocab, mode, user, speech_codes, system, where, newline)
 
     def stream(
         self,

@@ -25,11 +25,13 @@ def build_prompt(
     user_codes: Optional[Sequence[int]] = None,
     system_text: Sequence[str] = (),
     where: str = "prompt",
+    newline: Sequence[str] = (),
 ) -> List[int]:
     """Prompt ids for one turn in ``mode`` from pieces and codes; errors name ``where``.
 
     ``asr``/``chat`` need ``user_codes``, ``text``/``tts`` need ``user_text``; text given
-    with audio precedes it inside the user turn.
+    with audio precedes it inside the user turn.  ``newline``: see
+    :func:`~espnet2_ttt.sequence_builder.chat` (official template).
     """
     if mode not in MODES:
         raise ValueError(f"{where}: unknown mode {mode!r}, use one of {MODES}")
@@ -42,7 +44,7 @@ def build_prompt(
     if bad:
         raise ValueError(f"{where}: audio code {bad[0]} is out of range [0, {vocab.codebook_size})")
     content = [*user_text, *(user_audio(codes) if codes else [])]
-    tokens = chat(system_text, [("user", content)]) + [IM_START, ROLES["assistant"]]
+    tokens = chat(system_text, [("user", content)], newline) + [IM_START, ROLES["assistant"], *newline]
     return vocab.tokens_to_ids(tokens, where)
 
 

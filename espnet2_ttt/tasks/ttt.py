@@ -19,6 +19,7 @@ from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
 from espnet2_ttt.preprocessor import TtTPreprocessor
 from espnet2_ttt.vocabulary import TtTVocabulary
 
+CHAT_TEMPLATES = ("ttt", "official")
 backbone_choices = ClassChoices(
     "backbone",
     classes=dict(transformer=TtTTransformer, hf_causal_lm=HFCausalLM),
@@ -49,6 +50,9 @@ class TtTTask(AbsTask):
                            help="Token list file (or list, once resolved into config.yaml)")
         group.add_argument("--init", type=lambda x: str_or_none(x.lower()), default=None,
                            help="Parameter initialisation (None: the backbone's own)")
+        group.add_argument("--chat_template", choices=CHAT_TEMPLATES, default="ttt",
+                           help="Chat template the model was trained with, kept for inference: ttt (role tokens) "
+                                "or official (the official TtT/Qwen one: role word + newline, newline after <|im_end|>)")
         group.add_argument("--max_seq_len", type=int, default=2048,
                            help="Longest training sequence; longer ones are an error naming the utterance")
         group = parser.add_argument_group(description="Preprocess related")
