@@ -25,6 +25,7 @@ skip_upload_hf=true     # do not push to the Hugging Face hub in stage 13
 ngpu=0                  # GPUs for training (0: CPU)
 num_nodes=1             # nodes for training
 nj=2                    # parallel CPU jobs (data, tokenization, transcription)
+train_nthreads=2        # torch threads of a CPU training process (stage 8 with --ngpu 0, the stage-11 ASR)
 inference_nj=2          # parallel decoding jobs
 gpu_inference=false     # decode on GPU
 python=python3
@@ -103,7 +104,7 @@ packed_model=""
 help_message=$(cat <<EOF
 Usage: $0 [options]   (see the variable block at the top of $0 for every option and default)
   --stage / --stop_stage N   stages to run (1-13)   --skip_stages "3 9"
-  --ngpu N --num_nodes N --nj N --inference_nj N --gpu_inference true|false
+  --ngpu N --num_nodes N --nj N --inference_nj N --gpu_inference true|false --train_nthreads N
   --skip_data_prep --skip_train --skip_eval --skip_packing --skip_upload_hf true|false
   --corpus embedded|librispeech|aishell|librispeech_aishell   --corpus_size default|tiny
   --ttt_config F --ttt_args "..." --ttt_exp DIR --inference_config F --asr_model_file F ...
@@ -259,8 +260,10 @@ if run_stage 8; then
     mkdir -p "${ttt_exp}"
     _opts=""
     [ "${use_deepspeed}" = true ] && _opts+=" --use_deepspeed true --deepspeed_config ${deepspeed_config}"
+    _threads=${OMP_NUM_THREADS}   # path.sh's 1 per process for GPU / data jobs
+    [ "${ngpu}" -eq 0 ] && _threads=${train_nthreads}
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${ttt_exp}/train.log" \
+    OMP_NUM_THREADS=${_threads} ${python} -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${ttt_exp}/train.log" \
         --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${ttt_exp}/.dist_init_" \
         --multiprocessing_distributed true -- \
         ${python} -m espnet2_ttt.bin.ttt_train --config "${ttt_config}" --use_preprocessor true \
@@ -318,7 +321,8 @@ if run_stage 11; then
     stage_begin 11 "Independent ASR of the generated speech"
     if [ -z "${asr_model_file}" ] && [ -z "${asr_model_tag}" ]; then
         "${recipe_dir}/local/train_asr.sh" --train_dir "${dumpdir}/raw/${train_set}" --valid_dir "${dumpdir}/raw/${valid_set}" \
-            --exp_dir "${asr_exp}" --nj "${nj}" --asr_config "${asr_config}" --asr_args "${asr_args}"
+            --exp_dir "${asr_exp}" --nj "${nj}" --nthreads "${train_nthreads}" --asr_config "${asr_config}" \
+            --asr_args "${asr_args}"
         asr_train_config="${asr_exp}/config.yaml"; asr_model_file="${asr_exp}/valid.loss.ave.pth"
     fi
     _asr_opts="--asr_train_config ${asr_train_config} --asr_model_file ${asr_model_file}"
