@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from espnet2_ttt.sequence_builder import Tokenizer, chat
+from espnet2_ttt.utils.table import json_lines
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
     BEGIN_OF_LAST_SPAN,
@@ -104,14 +105,7 @@ def read_records(path: Union[str, Path]) -> List[Any]:
         if not isinstance(records, list):
             raise ValueError(f"{path}: expected a JSON list of records")
         return records
-    records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON: {e}") from None
-    return records
+    return [record for _, record in json_lines(text.splitlines(), path)]
 
 
 def record_turns(record: Any) -> Tuple[Optional[Turns], Optional[str]]:

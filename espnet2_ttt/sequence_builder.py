@@ -31,12 +31,11 @@ always present)::
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-from espnet2_ttt.utils.table import write_text_atomic
+from espnet2_ttt.utils.table import json_lines, write_text_atomic
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
     BEGIN_OF_LAST_SPAN,
@@ -169,14 +168,7 @@ def read_dialogues(path: Union[str, Path]) -> Iterator[Tuple[str, dict]]:
     error naming it.  Blank lines are skipped.
     """
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON: {e}") from None
+        for where, record in json_lines(f, path):
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object")
             if record.get("task") not in DIALOGUE_TASKS:

@@ -7,6 +7,7 @@ invalid bytes survive a read/write round trip unchanged and can still be reporte
 """
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -34,6 +35,22 @@ def read_lines(path: str) -> List[str]:
             raise TableError(f"cannot read {path}: {e.strerror}") from e
     with stream:
         return [line[:-1] if line.endswith("\n") else line for line in stream]
+
+
+def json_lines(lines: Iterable[str], path: Union[str, Path]) -> Iterator[Tuple[str, object]]:
+    """``(where, value)`` for every non-blank line of a JSON-lines text, ``where`` = ``path:line``.
+
+    A line that is not valid JSON is a ValueError naming it.
+    """
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON: {e}") from None
+        yield where, value
 
 
 def split_key(line: str) -> Tuple[str, str]:
