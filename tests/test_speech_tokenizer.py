@@ -19,10 +19,10 @@ from espnet2_ttt.speech import (
     speech_tokenizer_choices,
 )
 from espnet2_ttt.speech.io import load_audio, read_codes, read_wav_scp, resample
-from espnet2_ttt.speech.mel_kmeans import kmeans
+from espnet2_ttt.speech.mel_kmeans import dct_basis, kmeans
 
 SR = 16000
-SMALL = dict(codebook_size=8, n_mels=20, n_fft=512, win_length=400, griffin_lim_iters=2, decoder_conf=dict(dim=16, layers=1))
+SMALL = dict(codebook_size=8, n_mels=20, n_cepstra=6, n_fft=512, win_length=400, griffin_lim_iters=2, decoder_conf=dict(dim=16, layers=1))
 DETOK = dict(steps=5, batch_size=2, window=4)
 
 
@@ -61,7 +61,7 @@ def test_frame_rate_25hz_stacks_four_frames():
     tok = MelKMeansTokenizer(frame_rate=25.0, **SMALL)
     assert tok.stack == 4 and tok.samples_per_code == 640
     tok.train_tokenizer(utterances(), seed=0, iters=2)
-    assert tok.centroids.shape == (8, 4 * 20)
+    assert tok.centroids.shape == (8, 4 * 6) and tok.code_mel.shape == (8, 4 * 20)
     assert len(tok.encode(synth(1.0), SR)) == 25
 
 
@@ -113,14 +113,55 @@ def test_kmeans_recovers_separated_clusters():
         kmeans(x, 200)
 
 
-def test_untrained_decoder_equals_centroid_lookup(trained):
+def test_dct_basis_matches_scipy():
+    import scipy.fft
+
+    x = np.random.default_rng(0).standard_normal((5, 20))
+    basis = dct_basis(20, 6).double().numpy()
+    np.testing.assert_allclose(x @ basis, scipy.fft.dct(x, type=2, norm="ortho")[:, :6], atol=1e-6)
+    full = dct_basis(20, 20).double().numpy()
+    np.testing.assert_allclose((x @ full) @ full.T, x, atol=1e-6)  # orthonormal: the inverse is the transpose
+
+
+def test_code_mel_is_the_mean_log_mel_of_each_codes_training_vectors(trained):
+    """Reference loop: encode every training utterance, average its normalised log-mel per code."""
+    sums, counts = {}, {}
+    for _, wav, sr in utterances():
+        log_mel = trained.log_mel(wav, sr)
+        normed = ((log_mel - trained.mel_mean) / trained.mel_std).reshape(-1, 8 * 20)
+        dct = dct_basis(20, 6)
+        cep = ((log_mel @ dct - trained.feature_mean) / trained.feature_std).reshape(-1, 8 * 6)
+        for vector, target in zip(cep, normed):
+            code = int(((trained.centroids - vector) ** 2).sum(1).argmin())
+            sums[code] = sums.get(code, 0) + target.double()
+            counts[code] = counts.get(code, 0) + 1
+    for code in range(8):
+        if code in counts:
+            torch.testing.assert_close(trained.code_mel[code].double(), sums[code] / counts[code], atol=1e-5, rtol=1e-5)
+        else:  # unused code: the smoothed envelope of its centroid
+            envelope = (trained.centroids[code].reshape(8, 6) * trained.feature_std + trained.feature_mean) @ dct_basis(20, 6).T
+            torch.testing.assert_close(trained.code_mel[code], ((envelope - trained.mel_mean) / trained.mel_std).reshape(-1))
+
+
+def test_log_mel_cluster_features_and_bad_options():
+    tok = MelKMeansTokenizer(**{**SMALL, "cluster_features": "log_mel"})
+    tok.train_tokenizer(utterances(), seed=0, iters=3)
+    assert tok.centroids.shape == (8, 8 * 20) and tok.code_mel.shape == (8, 8 * 20)
+    assert len(tok.encode(synth(1.0), SR)) == 13
+    with pytest.raises(ValueError, match="cluster_features must be one of"):
+        MelKMeansTokenizer(cluster_features="mfcc")
+    with pytest.raises(ValueError, match=r"n_cepstra must be in \[1, n_mels=80\]"):
+        MelKMeansTokenizer(n_cepstra=81)
+
+
+def test_untrained_decoder_equals_code_mel_lookup(trained):
     codes = trained.encode(synth(1.0, seed=5), SR)
     net = trained.decoder
     trained.decoder = None
     lookup = trained.codes_to_log_mel(codes)
     trained.decoder = net
     assert lookup.shape == (len(codes) * 8, 20)
-    expected = trained.centroids[torch.from_numpy(codes)].reshape(-1, 20) * trained.mel_std + trained.mel_mean
+    expected = trained.code_mel[torch.from_numpy(codes)].reshape(-1, 20) * trained.mel_std + trained.mel_mean
     assert torch.allclose(lookup, expected)
     learned = trained.codes_to_log_mel(codes)
     assert learned.shape == lookup.shape and not torch.allclose(learned, lookup)
@@ -143,6 +184,15 @@ def test_load_refuses_incomplete_or_other_directory(trained, tmp_path):
     PrecomputedTokenizer().save(tmp_path / "pre")
     with pytest.raises(ValueError, match="holds a 'precomputed' speech tokenizer"):
         MelKMeansTokenizer.load(tmp_path / "pre")
+    trained.save(tmp_path / "tok")
+    state = torch.load(tmp_path / "tok" / "codebook.pt")
+    torch.save({k: state[k] for k in ("mel_mean", "mel_std", "centroids")}, tmp_path / "tok" / "codebook.pt")
+    with pytest.raises(ValueError, match=r"codebook.pt: no \['feature_mean', 'feature_std', 'code_mel'\]"):
+        load_speech_tokenizer(tmp_path / "tok")
+    state["code_mel"] = state["code_mel"][:, :-1]
+    torch.save(state, tmp_path / "tok" / "codebook.pt")
+    with pytest.raises(ValueError, match=r"code_mel has shape \(8, 159\), tokenizer.yaml implies \(8, 160\)"):
+        load_speech_tokenizer(tmp_path / "tok")
 
 
 # ---------------------------------------------------------------------------------- registry

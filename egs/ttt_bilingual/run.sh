@@ -25,6 +25,7 @@ asr_config=conf/asr_train.yaml
     --speech_tokenizer_config "${speech_tokenizer_config}" \
     --asr_config "${asr_config}" \
     --nbpe 1000 \
+    --speech_tokenizer_max_utterances 4000 \
     --eval_max_per_task 100 \
     --asr_args "--max_epoch 4" \
     "$@"

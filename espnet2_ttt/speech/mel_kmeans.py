@@ -1,14 +1,19 @@
 """``mel_kmeans``: a CPU-trainable speech tokenizer built from log-mel frames and k-means.
 
-Encoder: 16 kHz audio -> log-mel frames (``hop_length`` samples apart) -> per-bin
-normalisation -> ``stack`` consecutive frames concatenated into one vector per code
-(``stack = sample_rate / (frame_rate * hop_length)``, 8 at 12.5 Hz) -> nearest k-means
-centroid.  The waveform is zero-padded at the end to a whole number of codes, so an
-``N``-sample input (at ``sample_rate``) gives exactly ``ceil(N / (sample_rate / frame_rate))``
-codes, i.e. ``ceil(duration * frame_rate)``.
+Encoder: 16 kHz audio -> log-mel frames (``hop_length`` samples apart) -> per-frame
+clustering features -> per-dimension normalisation -> ``stack`` consecutive frames
+concatenated into one vector per code (``stack = sample_rate / (frame_rate * hop_length)``,
+8 at 12.5 Hz) -> nearest k-means centroid.  The clustering features are, by default, the
+first ``n_cepstra`` cepstral coefficients of each log-mel frame (orthonormal DCT-II): the
+spectral envelope that carries the phonetic content, without the pitch harmonics that
+otherwise take most of the codebook (``cluster_features: log_mel`` clusters the log-mel
+frames themselves).  The waveform is zero-padded at the end to a whole number of codes, so
+an ``N``-sample input (at ``sample_rate``) gives exactly ``ceil(N / (sample_rate /
+frame_rate))`` codes, i.e. ``ceil(duration * frame_rate)``.
 
 Decoder: codes -> normalised log-mel frames, by a trained ``CodeToMel`` network when the
-tokenizer has one, else by centroid lookup -> mel magnitudes -> linear spectrogram
+tokenizer has one, else by table lookup (``code_mel``: per code, the mean normalised
+log-mel of the training vectors assigned to it) -> mel magnitudes -> linear spectrogram
 (least squares, ``InverseMelScale``) -> Griffin-Lim.  ``decode`` returns
 ``T * sample_rate / frame_rate`` samples at ``sample_rate``.
 """
@@ -31,6 +36,18 @@ from espnet2_ttt.utils.table import atomic_path
 STATE_FILE = "codebook.pt"
 DECODER_FILE = "decoder.pt"
 LOG_FLOOR = 1e-5
+CLUSTER_FEATURES = ("cepstrum", "log_mel")
+STATE_TENSORS = ("mel_mean", "mel_std", "feature_mean", "feature_std", "centroids", "code_mel")
+
+
+def dct_basis(n: int, k: int) -> torch.Tensor:
+    """Orthonormal DCT-II basis [n, k]: ``x @ basis`` = the first k coefficients of
+    ``scipy.fft.dct(x, type=2, norm="ortho")``; ``coeffs @ basis.T`` inverts it on those k."""
+    i = torch.arange(n, dtype=torch.float64)[:, None]
+    j = torch.arange(k, dtype=torch.float64)[None]
+    basis = torch.cos(math.pi / n * (i + 0.5) * j) * math.sqrt(2.0 / n)
+    basis[:, 0] /= math.sqrt(2.0)
+    return basis.float()
 
 
 # ---------------------------------------------------------------------------------- k-means
@@ -115,16 +132,16 @@ class _ConvBlock(nn.Module):
 class CodeToMel(nn.Module):
     """codes int64 [B, T] -> normalised log-mel [B, T * stack, n_mels].
 
-    Centroid lookup plus a learned residual (the output layers start at zero, so an
-    untrained network equals centroid lookup); a final convolution over mel frames
-    smooths the joins between codes.
+    Table lookup (``code_mel`` [K, stack * n_mels]) plus a learned residual (the output
+    layers start at zero, so an untrained network equals the lookup); a final convolution
+    over mel frames smooths the joins between codes.
     """
 
-    def __init__(self, centroids: torch.Tensor, stack: int, n_mels: int, dim: int = 256, layers: int = 4, kernel: int = 5, dropout: float = 0.1):
+    def __init__(self, code_mel: torch.Tensor, stack: int, n_mels: int, dim: int = 256, layers: int = 4, kernel: int = 5, dropout: float = 0.1):
         super().__init__()
         self.stack, self.n_mels = stack, n_mels
-        self.register_buffer("centroids", centroids.clone(), persistent=False)  # [K, stack * n_mels]
-        self.embed = nn.Embedding(centroids.shape[0], dim)
+        self.register_buffer("code_mel", code_mel.clone(), persistent=False)  # [K, stack * n_mels]
+        self.embed = nn.Embedding(code_mel.shape[0], dim)
         self.blocks = nn.ModuleList(_ConvBlock(dim, kernel, dropout) for _ in range(layers))
         self.out = nn.Linear(dim, stack * n_mels)
         self.post = nn.Conv1d(n_mels, n_mels, kernel, padding=kernel // 2)
@@ -137,7 +154,7 @@ class CodeToMel(nn.Module):
         h = self.embed(codes)
         for block in self.blocks:
             h = block(h)
-        y = (self.centroids[codes] + self.out(h)).reshape(b, t * self.stack, self.n_mels)
+        y = (self.code_mel[codes] + self.out(h)).reshape(b, t * self.stack, self.n_mels)
         return y + self.post(y.transpose(1, 2)).transpose(1, 2)
 
 
@@ -157,6 +174,8 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         win_length: int = 640,
         hop_length: int = 160,
         griffin_lim_iters: int = 32,
+        cluster_features: str = "cepstrum",
+        n_cepstra: int = 20,
         decoder_conf: Optional[Dict[str, Any]] = None,
     ):
         stack = sample_rate / (frame_rate * hop_length)
@@ -165,10 +184,14 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
                 f"sample_rate / (frame_rate * hop_length) = {sample_rate}/({frame_rate}*{hop_length}) "
                 "must be a whole number of mel frames per code"
             )
+        if cluster_features not in CLUSTER_FEATURES:
+            raise ValueError(f"cluster_features must be one of {CLUSTER_FEATURES}, got {cluster_features!r}")
+        if cluster_features == "cepstrum" and not 1 <= n_cepstra <= n_mels:
+            raise ValueError(f"n_cepstra must be in [1, n_mels={n_mels}], got {n_cepstra}")
         super().__init__(dict(
             sample_rate=sample_rate, frame_rate=frame_rate, codebook_size=codebook_size, n_mels=n_mels,
             n_fft=n_fft, win_length=win_length, hop_length=hop_length, griffin_lim_iters=griffin_lim_iters,
-            decoder_conf=dict(decoder_conf or {}),
+            cluster_features=cluster_features, n_cepstra=n_cepstra, decoder_conf=dict(decoder_conf or {}),
         ))
         self.stack = int(round(stack))
         self.samples_per_code = self.stack * hop_length
@@ -179,10 +202,20 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         self._inverse_mel = torchaudio.transforms.InverseMelScale(
             n_fft // 2 + 1, n_mels, sample_rate, norm="slaney", mel_scale="slaney"
         )
+        # [n_mels, n_cepstra] orthonormal DCT-II basis: cepstra = log_mel @ basis
+        self._dct = dct_basis(n_mels, n_cepstra) if cluster_features == "cepstrum" else None
         self.mel_mean: Optional[torch.Tensor] = None  # [n_mels]
         self.mel_std: Optional[torch.Tensor] = None  # [n_mels]
-        self.centroids: Optional[torch.Tensor] = None  # [K, stack * n_mels], normalised units
+        self.feature_mean: Optional[torch.Tensor] = None  # [feature_dim]
+        self.feature_std: Optional[torch.Tensor] = None  # [feature_dim]
+        self.centroids: Optional[torch.Tensor] = None  # [K, stack * feature_dim], normalised features
+        self.code_mel: Optional[torch.Tensor] = None  # [K, stack * n_mels], normalised log-mel per code
         self.decoder: Optional[CodeToMel] = None
+
+    @property
+    def feature_dim(self) -> int:
+        """Clustering features per mel frame: n_cepstra, or n_mels for log_mel."""
+        return self._dct.shape[1] if self._dct is not None else self._conf["n_mels"]
 
     # ------------------------------------------------------------------ features
     def log_mel(self, wav: np.ndarray, sr: int) -> torch.Tensor:
@@ -194,9 +227,26 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         mel = self._mel(padded)[:, : n_codes * self.stack]  # centred frames: drop the one past the end
         return mel.clamp(min=LOG_FLOOR).log().T
 
-    def _stacked(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """log-mel [T * stack, n_mels] -> normalised code vectors [T, stack * n_mels]."""
+    def _frame_features(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """log-mel [F, n_mels] -> clustering features [F, feature_dim] (not normalised)."""
+        return log_mel @ self._dct if self._dct is not None else log_mel
+
+    def _code_vectors(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """log-mel [T * stack, n_mels] -> normalised clustering vectors [T, stack * feature_dim]."""
+        features = (self._frame_features(log_mel) - self.feature_mean) / self.feature_std
+        return features.reshape(-1, self.stack * self.feature_dim)
+
+    def _stacked_mel(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """log-mel [T * stack, n_mels] -> normalised log-mel per code [T, stack * n_mels]."""
         return ((log_mel - self.mel_mean) / self.mel_std).reshape(-1, self.stack * log_mel.shape[1])
+
+    def _centroid_mel(self, centroids: torch.Tensor) -> torch.Tensor:
+        """centroids [N, stack * feature_dim] -> normalised log-mel [N, stack * n_mels]: the
+        centroid itself for log_mel features, the smoothed envelope (inverse of the truncated
+        DCT) for cepstra.  Used for codes that no training vector chose."""
+        features = centroids.reshape(-1, self.feature_dim) * self.feature_std + self.feature_mean
+        log_mel = features @ self._dct.T if self._dct is not None else features
+        return self._stacked_mel(log_mel)
 
     def _require_codebook(self) -> None:
         if self.centroids is None:
@@ -205,11 +255,11 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
     # ------------------------------------------------------------------ encode / decode
     def encode(self, wav: np.ndarray, sr: int) -> np.ndarray:
         self._require_codebook()
-        codes, _ = nearest_centroid(self._stacked(self.log_mel(wav, sr)), self.centroids)
+        codes, _ = nearest_centroid(self._code_vectors(self.log_mel(wav, sr)), self.centroids)
         return codes.numpy().astype(np.int64)
 
     def codes_to_log_mel(self, codes: np.ndarray) -> torch.Tensor:
-        """codes [T] -> log-mel [T * stack, n_mels] (decoder network if trained, else centroid lookup)."""
+        """codes [T] -> log-mel [T * stack, n_mels] (decoder network if trained, else ``code_mel`` lookup)."""
         self._require_codebook()
         codes = torch.from_numpy(self.check_codes(codes))
         with torch.no_grad():
@@ -217,7 +267,7 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
                 self.decoder.eval()
                 normed = self.decoder(codes[None])[0]
             else:
-                normed = self.centroids[codes].reshape(-1, len(self.mel_mean))
+                normed = self.code_mel[codes].reshape(-1, len(self.mel_mean))
         return normed * self.mel_std + self.mel_mean
 
     def decode(self, codes: np.ndarray) -> Tuple[np.ndarray, int]:
@@ -248,14 +298,27 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         return out
 
     def train_tokenizer(self, utterances: Iterable[Utterance], seed: int = 0, iters: int = 20, init: str = "kmeans++") -> None:
-        """Fit the per-bin normalisation and the k-means codebook; drops any trained decoder."""
+        """Fit the normalisations, the k-means codebook and the ``code_mel`` lookup table
+        (mean normalised log-mel of the training vectors of each code); drops any trained decoder."""
         mels = self._log_mels(utterances)
         frames = torch.cat(mels)
         self.mel_mean = frames.mean(0)
         self.mel_std = frames.std(0).clamp(min=1e-3)
-        vectors = torch.cat([self._stacked(m) for m in mels])
+        features = self._frame_features(frames)
+        self.feature_mean = features.mean(0)
+        self.feature_std = features.std(0).clamp(min=1e-3)
+        vectors = torch.cat([self._code_vectors(m) for m in mels])
         logging.info("k-means: %d vectors of dim %d, codebook_size %d", vectors.shape[0], vectors.shape[1], self.codebook_size)
         self.centroids = kmeans(vectors, self.codebook_size, iters=iters, seed=seed, init=init)
+        assign, _ = nearest_centroid(vectors, self.centroids)
+        counts = torch.bincount(assign, minlength=self.codebook_size)
+        targets = torch.cat([self._stacked_mel(m) for m in mels])
+        table = torch.zeros(self.codebook_size, targets.shape[1]).index_add_(0, assign, targets)
+        self.code_mel = table / counts.clamp(min=1).unsqueeze(1)
+        unused = torch.nonzero(counts == 0).squeeze(1)
+        if unused.numel():
+            logging.info("%d codes have no training vector: their mel is the centroid's", unused.numel())
+            self.code_mel[unused] = self._centroid_mel(self.centroids[unused])
         self.decoder = None
 
     def train_detokenizer(
@@ -271,15 +334,15 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         """Train ``CodeToMel`` with L1 on normalised log-mel: random windows of ``window`` codes
         cut from the concatenated training utterances, Adam with cosine decay."""
         self._require_codebook()
-        targets = [self._stacked(m) for m in self._log_mels(utterances)]  # [T_i, stack * n_mels]
-        codes_all = torch.cat([nearest_centroid(t, self.centroids)[0] for t in targets])  # [S]
-        target_all = torch.cat(targets)  # [S, stack * n_mels]
+        mels = self._log_mels(utterances)
+        codes_all = torch.cat([nearest_centroid(self._code_vectors(m), self.centroids)[0] for m in mels])  # [S]
+        target_all = torch.cat([self._stacked_mel(m) for m in mels])  # [S, stack * n_mels]
         window = min(window, codes_all.shape[0])
         n_mels = len(self.mel_mean)
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # parameter init and dropout
-            model = CodeToMel(self.centroids, self.stack, n_mels, **self._conf["decoder_conf"])
+            model = CodeToMel(self.code_mel, self.stack, n_mels, **self._conf["decoder_conf"])
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
             offsets = torch.arange(window)
@@ -301,7 +364,7 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
     def _save_state(self, directory: Path) -> None:
         self._require_codebook()
         with atomic_path(directory / STATE_FILE) as tmp:
-            torch.save({"mel_mean": self.mel_mean, "mel_std": self.mel_std, "centroids": self.centroids}, tmp)
+            torch.save({name: getattr(self, name) for name in STATE_TENSORS}, tmp)
         decoder_path = directory / DECODER_FILE
         if self.decoder is not None:
             with atomic_path(decoder_path) as tmp:
@@ -310,11 +373,22 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
             decoder_path.unlink()  # a stale decoder of an older codebook must not be picked up
 
     def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
-        self.mel_mean, self.mel_std, self.centroids = state["mel_mean"], state["mel_std"], state["centroids"]
-        if tuple(self.centroids.shape) != (self.codebook_size, self.stack * self._conf["n_mels"]):
-            raise ValueError(f"{directory / STATE_FILE}: codebook shape {tuple(self.centroids.shape)} does not match tokenizer.yaml")
+        path = directory / STATE_FILE
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [name for name in STATE_TENSORS if name not in state]
+        if missing:
+            raise ValueError(f"{path}: no {missing} (written by an older mel_kmeans: retrain the tokenizer)")
+        for name in STATE_TENSORS:
+            setattr(self, name, state[name])
+        n_mels = self._conf["n_mels"]
+        expected = {
+            "mel_mean": (n_mels,), "mel_std": (n_mels,), "feature_mean": (self.feature_dim,), "feature_std": (self.feature_dim,),
+            "centroids": (self.codebook_size, self.stack * self.feature_dim), "code_mel": (self.codebook_size, self.stack * n_mels),
+        }
+        for name, shape in expected.items():
+            if tuple(state[name].shape) != shape:
+                raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, tokenizer.yaml implies {shape}")
         if (directory / DECODER_FILE).exists():
-            self.decoder = CodeToMel(self.centroids, self.stack, self._conf["n_mels"], **self._conf["decoder_conf"])
+            self.decoder = CodeToMel(self.code_mel, self.stack, n_mels, **self._conf["decoder_conf"])
             self.decoder.load_state_dict(torch.load(directory / DECODER_FILE, map_location="cpu", weights_only=True))
             self.decoder.eval()
