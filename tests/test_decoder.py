@@ -247,6 +247,30 @@ def test_min_text_tokens_after_audio_delays_im_end(vocab):
     assert toks[1] == toks[0][:3] + ["w0", "w0", "<|im_end|>"]
 
 
+def test_maxlenratio_bounds_text_after_an_audio_prompt(vocab):
+    """A model that never ends: 8 prompt codes x 0.4 -> 3 AR tokens (ESPnet maxlenratio); a
+    prompt without audio is bounded only by max_new_tokens; a span's codes do not count."""
+    w0 = vocab.token2id["w0"]
+    never_ends = ScriptedBackbone(vocab, {}, {}, w0)
+
+    def run(mode, ratio, backbone=never_ends):
+        dec = TtTDecoder(backbone, vocab, config(use_cache=False, top_k=0, top_p=1.0, max_new_tokens=12, maxlenratio=ratio))
+        return dec.decode(prompt_for(vocab, mode), torch.Generator())
+
+    bounded = run("asr", 0.4)
+    assert vocab.ids_to_tokens(bounded.token_ids) == ["w0"] * 3 and bounded.stop_reason == "maxlenratio"
+    assert run("asr", 0.01).token_ids == [w0]  # at least one token
+    assert len(run("asr", 0.0).token_ids) == 12 and run("asr", 0.0).stop_reason == "length"
+    assert len(run("text", 0.4).token_ids) == 12  # no prompt audio: no bound
+    P = len(prompt_for(vocab, "chat"))
+    spoken = ScriptedBackbone(vocab, {P + 1 + i: vocab.first_code_id for i in range(5)} | {P + 6: vocab.eoa_id},
+                              {P - 1: vocab.soa_id}, w0)
+    toks = vocab.ids_to_tokens(run("chat", 0.4, spoken).token_ids)  # SOA, 5 codes + EOA, then 2 text tokens
+    assert toks == ["<|begin_of_audio|>"] + ["<|audio_0|>"] * 5 + ["<|end_of_audio_new|>", "w0", "w0"]
+    with pytest.raises(ValueError, match="maxlenratio must be >= 0"):
+        config(maxlenratio=-1)
+
+
 def test_forced_span_length_and_ar_after_eoa(model, vocab):
     forcing = Forcing(text_ids=[vocab.token2id["w2"], vocab.soa_id, vocab.token2id["w3"]], span_lengths=[5])
     result = decode(model, vocab, prompt_for(vocab, "tts"), forcing=forcing)

@@ -21,6 +21,7 @@ Deviations from the official code (documented choices):
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class DecodeConfig:
     ``ar_temperature`` 0 with top-k/top-p set samples at temperature 1 (official).
     ``min_text_tokens_after_audio``: after a span, ``<|im_end|>`` is forbidden until this
     many other AR tokens were written (official option, default 0).
+    ``maxlenratio`` (as ESPnet's ASR decoding): when > 0 and the prompt holds audio codes,
+    the turn stops after ``max(1, int(maxlenratio * prompt audio codes))`` AR tokens
+    (stop reason "maxlenratio"); audio codes do not count.  0 = no such bound.
     """
 
     max_new_tokens: int = 2048
@@ -64,6 +68,7 @@ class DecodeConfig:
     cfg_scale: float = 0.1
     cfg_uncond: str = "official"
     min_text_tokens_after_audio: int = 0
+    maxlenratio: float = 0.0
     use_cache: bool = True
 
     def __post_init__(self):
@@ -76,8 +81,8 @@ class DecodeConfig:
             raise ValueError(f"cfg_uncond must be one of {CFG_UNCOND_INPUTS}, got {self.cfg_uncond!r}")
         if self.max_new_tokens < 1 or self.max_span_length < 1:
             raise ValueError("max_new_tokens and max_span_length must be >= 1")
-        if self.min_text_tokens_after_audio < 0:
-            raise ValueError("min_text_tokens_after_audio must be >= 0")
+        if self.min_text_tokens_after_audio < 0 or self.maxlenratio < 0:
+            raise ValueError("min_text_tokens_after_audio and maxlenratio must be >= 0")
         if self.cfg_scale < 0 or self.diffusion_temperature < 0 or self.ar_temperature < 0 or self.top_k < 0:
             raise ValueError("cfg_scale, temperatures and top_k must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -103,7 +108,7 @@ class DecodeResult:
 
     token_ids: List[int]
     spans: List[List[int]]  # codes of every span (EOA excluded)
-    stop_reason: str  # "im_end" | "length"
+    stop_reason: str  # "im_end" | "length" | "maxlenratio"
     # seconds per phase: prefix (first forward), ar (text steps), diffusion (whole denoising steps,
     # including cfg_uncond = the unconditional forwards), span_close (the AR step that also caches
     # the finished span), total.  forwards: calls per phase.
@@ -231,6 +236,8 @@ class TtTDecoder:
         ttfa = None
         phase, stop_reason = "prefix", "length"
         no_end_for = 0  # AR tokens before <|im_end|> is allowed again (min_text_tokens_after_audio)
+        ar_budget = self._ar_budget(seq)
+        ar_written = 0
         while len(seq) < limit:
             with clock.phase(phase):
                 logits = runner.next_token_logits(seq)
@@ -244,8 +251,12 @@ class TtTDecoder:
             generated.append(tok)
             yield TextEvent([tok], clock.now(), vocab.token_list[tok])
             phase = "ar"
+            ar_written += 1
             if tok == vocab.im_end_id:
                 stop_reason = "im_end"
+                break
+            if ar_written >= ar_budget:
+                stop_reason = "maxlenratio"
                 break
             if tok in self.eoa_of_soa:
                 forced_len = forcing.span_lengths[len(spans)] if len(spans) < len(forcing.span_lengths) else None
@@ -266,6 +277,13 @@ class TtTDecoder:
         yield TurnEndEvent([], clock.now(), result)
 
     # ------------------------------------------------------------------ internals
+    def _ar_budget(self, prompt: torch.Tensor) -> float:
+        """AR tokens allowed in the turn by ``maxlenratio`` (inf when off or no prompt audio)."""
+        prompt_codes = int(self.vocab.is_code(prompt).sum())
+        if self.config.maxlenratio <= 0 or prompt_codes == 0:
+            return math.inf
+        return max(1, int(self.config.maxlenratio * prompt_codes))
+
     @staticmethod
     def _never_written_by_ar(vocab: TtTVocabulary) -> List[int]:
         """Text-side ids that only occur in prompts or data files, never in a response."""
