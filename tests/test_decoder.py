@@ -271,6 +271,39 @@ def test_maxlenratio_bounds_text_after_an_audio_prompt(vocab):
         config(maxlenratio=-1)
 
 
+def test_block_stops_once_its_eoa_is_settled(vocab):
+    """Block of 8 in 4 steps of 2 commits.  Code then EOA first in the block, both most confident:
+    committed in step 1, steps 2-4 are skipped.  EOA committed in step 1 but the code before it
+    least confident: the block runs all 4 steps.  Same tokens either way."""
+    prompt = prompt_for(vocab, "text")
+    P = len(prompt)  # SOA at P, block at P+1 .. P+8
+    at_mask = {P + 1: vocab.first_code_id + 2, P + 2: vocab.eoa_last_id} | {P + i: vocab.first_code_id for i in range(3, 9)}
+    at_token = {P - 1: vocab.soa_id, P + 2: vocab.im_end_id}
+
+    class Boosted(ScriptedBackbone):
+        def __init__(self, boost):
+            super().__init__(vocab, at_mask, at_token, vocab.token2id["w0"])
+            self.boost = boost
+
+        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+            logits = super().forward(input_ids, attn_mask, position_ids, cache, extend_cache)
+            for i, p in enumerate(position_ids[0].tolist()):
+                logits[0, i] *= self.boost.get(p, 1.0)
+            return logits
+
+    def run(boost):
+        dec = TtTDecoder(Boosted(boost), vocab, config(use_cache=False, top_k=0, top_p=1.0, diffusion_temperature=0.0,
+                                                       block_length=8, steps_per_block=4))
+        return dec.decode(prompt, torch.Generator())
+
+    settled = run({P + 1: 3.0, P + 2: 3.0})
+    assert vocab.ids_to_tokens(settled.token_ids) == [
+        "<|begin_of_audio|>", "<|audio_2|>", "<|end_of_audio_span_last|>", "<|im_end|>"]
+    assert settled.forwards["diffusion"] == 1
+    unsettled = run({P + 2: 3.0, P + 8: 3.0, P + 1: 0.5})
+    assert unsettled.token_ids == settled.token_ids and unsettled.forwards["diffusion"] == 4
+
+
 def test_forced_span_length_and_ar_after_eoa(model, vocab):
     forcing = Forcing(text_ids=[vocab.token2id["w2"], vocab.soa_id, vocab.token2id["w3"]], span_lengths=[5])
     result = decode(model, vocab, prompt_for(vocab, "tts"), forcing=forcing)

@@ -12,7 +12,10 @@ Deviations from the official code (documented choices):
   ``<pad>``, ``<unk>``, ``<|im_start|>``, role tokens, ``<|end_of_audio|>``,
   ``<|truncated|>``); the official code does not restrict AR;
 * the earliest EOA of a block ends the span (the official code checks the two EOA types in a
-  fixed order);
+  fixed order); once an EOA is committed with no ``[M]`` before it, the block's remaining
+  steps are skipped (they could only fill positions after the EOA, which are dropped: the
+  output distribution is unchanged, fewer random numbers are drawn); the official code runs
+  every step of the block;
 * a span without EOA after ``max_span_length`` tokens is closed with the EOA matching its SOA
   (``<|end_of_audio_new|>`` / ``<|end_of_audio_span_last|>``), a warning is logged and AR
   continues; the official code keeps diffusing the same span until the turn's length limit;
@@ -323,6 +326,8 @@ class TtTDecoder:
                         block, logits, self.span_vocab_ids, num_commit, vocab.mask_id,
                         cfg.diffusion_temperature, cfg.remasking, generator,
                     )
+                if self._span_settled(block):
+                    break  # the remaining steps could only fill positions after the EOA, which are dropped
             ends = torch.nonzero(torch.isin(block, self.end_of_span_ids)).squeeze(1)
             if len(ends):
                 block = block[: int(ends[0]) + 1]  # earliest EOA ends the span; the rest is dropped
@@ -339,6 +344,14 @@ class TtTDecoder:
             + ("closing it with " + vocab.token_list[closing[0]] if closing else "the turn ends")
         )
         yield SpanEndEvent(closing, clock.now(), span_index, len(span), True)
+
+    def _span_settled(self, block: torch.Tensor) -> bool:
+        """True when ``block`` [Bk] holds a committed end-of-span marker with no ``[M]`` before
+        the earliest one: the span's tokens are then final whatever later steps commit."""
+        ends = torch.nonzero(torch.isin(block, self.end_of_span_ids))
+        if not len(ends):
+            return False
+        return not bool((block[: int(ends[0])] == self.vocab.mask_id).any())
 
     def _block_logits(self, runner, seq, span, block, clock) -> torch.Tensor:
         """[Bk, V'] CFG-combined logits of the current block over the span vocabulary."""
