@@ -331,6 +331,7 @@ if run_stage 11; then
         # the ASR on the original test audio: its own error rate bounds what the other numbers can show
         _jobs=("${dumpdir}/raw/${x}/wav.scp:${decode_dir}/${x}_original:${dumpdir}/raw/${x}/utt2lang")
         for task in ${eval_tasks}; do
+            [ "${task}" = asr ] && continue   # the ASR task is scored on its text; any audio it wrote is not
             _wavs="${decode_dir}/${x}_${task}/wav.scp"
             [ -s "${_wavs}" ] && _jobs+=("${_wavs}:$(dirname "${_wavs}"):${dumpdir}/eval/${x}/${task}/utt2lang")
         done
