@@ -175,7 +175,7 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         hop_length: int = 160,
         griffin_lim_iters: int = 32,
         cluster_features: str = "cepstrum",
-        n_cepstra: int = 20,
+        n_cepstra: int = 16,
         decoder_conf: Optional[Dict[str, Any]] = None,
     ):
         stack = sample_rate / (frame_rate * hop_length)
