@@ -300,19 +300,18 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
     def train_tokenizer(self, utterances: Iterable[Utterance], seed: int = 0, iters: int = 20, init: str = "kmeans++") -> None:
         """Fit the normalisations, the k-means codebook and the ``code_mel`` lookup table
         (mean normalised log-mel of the training vectors of each code); drops any trained decoder."""
-        mels = self._log_mels(utterances)
-        frames = torch.cat(mels)
+        frames = torch.cat(self._log_mels(utterances))  # each utterance is whole codes, so stacking spans them
         self.mel_mean = frames.mean(0)
         self.mel_std = frames.std(0).clamp(min=1e-3)
         features = self._frame_features(frames)
         self.feature_mean = features.mean(0)
         self.feature_std = features.std(0).clamp(min=1e-3)
-        vectors = torch.cat([self._code_vectors(m) for m in mels])
+        vectors = self._code_vectors(frames)
         logging.info("k-means: %d vectors of dim %d, codebook_size %d", vectors.shape[0], vectors.shape[1], self.codebook_size)
         self.centroids = kmeans(vectors, self.codebook_size, iters=iters, seed=seed, init=init)
         assign, _ = nearest_centroid(vectors, self.centroids)
         counts = torch.bincount(assign, minlength=self.codebook_size)
-        targets = torch.cat([self._stacked_mel(m) for m in mels])
+        targets = self._stacked_mel(frames)
         table = torch.zeros(self.codebook_size, targets.shape[1]).index_add_(0, assign, targets)
         self.code_mel = table / counts.clamp(min=1).unsqueeze(1)
         unused = torch.nonzero(counts == 0).squeeze(1)
@@ -334,9 +333,9 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         """Train ``CodeToMel`` with L1 on normalised log-mel: random windows of ``window`` codes
         cut from the concatenated training utterances, Adam with cosine decay."""
         self._require_codebook()
-        mels = self._log_mels(utterances)
-        codes_all = torch.cat([nearest_centroid(self._code_vectors(m), self.centroids)[0] for m in mels])  # [S]
-        target_all = torch.cat([self._stacked_mel(m) for m in mels])  # [S, stack * n_mels]
+        frames = torch.cat(self._log_mels(utterances))  # each utterance is whole codes, so stacking spans them
+        codes_all, _ = nearest_centroid(self._code_vectors(frames), self.centroids)  # [S]
+        target_all = self._stacked_mel(frames)  # [S, stack * n_mels]
         window = min(window, codes_all.shape[0])
         n_mels = len(self.mel_mean)
         generator = torch.Generator().manual_seed(seed)
