@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "egs" / "ttt_bilingual" / "local"))
 import corpus_tts  # noqa: E402
 
+from espnet2_ttt.utils.table import write_text_atomic  # noqa: E402
+
 SUBJECTS = ("The old man", "My little sister", "A young doctor", "The tall farmer", "Our new teacher",
             "The quiet student", "His best friend", "The happy child", "A tired driver", "The kind nurse",
             "Her uncle", "The busy cook", "My neighbor", "The brave pilot", "A small boy", "The young woman",
@@ -81,10 +83,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     voice = next(v for v in corpus_tts.VOICES if v.name == "slt")
     speaker = corpus_tts.Speaker("en_slt_v0", voice, voice.engine_voice, 1.0, 0)
     out = Path(args.output_dir).resolve()
-    items, tables = [], {}
-    for name, utts in splits(sentences, args.template_sentences, args.seed):
+    sets = splits(sentences, args.template_sentences, args.seed)
+    items = []
+    for name, utts in sets:
         (out / name / "wavs").mkdir(parents=True, exist_ok=True)
-        tables[name] = utts
         for utt, text in utts:
             wav = out / name / "wavs" / f"{utt}.wav"
             if not wav.is_file():  # re-running completes an interrupted set
@@ -96,12 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             done += n
             logging.info("synthesised %d/%d", done, len(items))
     shutil.rmtree(out / "work", ignore_errors=True)
-    for name, utts in tables.items():
-        for table, column in (("wav.scp", lambda u, t: str(out / name / "wavs" / f"{u}.wav")), ("text", lambda u, t: t)):
-            tmp = out / name / f".{table}.tmp"
-            tmp.write_text("".join(f"{u} {column(u, t)}\n" for u, t in sorted(utts)), encoding="utf-8")
-            tmp.replace(out / name / table)
-    logging.info("wrote %s", ", ".join(f"{name}: {len(utts)}" for name, utts in tables.items()))
+    for name, utts in sets:
+        write_text_atomic(out / name / "wav.scp", "".join(f"{u} {out / name / 'wavs' / u}.wav\n" for u, _ in sorted(utts)))
+        write_text_atomic(out / name / "text", "".join(f"{u} {t}\n" for u, t in sorted(utts)))
+    logging.info("wrote %s", ", ".join(f"{name}: {len(utts)}" for name, utts in sets))
 
 
 if __name__ == "__main__":
