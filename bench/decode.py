@@ -2,7 +2,7 @@
 """TtT decoding benchmark on a random model (speed only; a random model says nothing on quality).
 
     OMP_NUM_THREADS=2 tools/venv/bin/python bench/decode.py [--d_model 256 --n_layer 4 --codes 1024]
-                                                            [--scaling 512x8 768x12]
+                                                            [--scaling 512x8 768x12 [--scaling_only]]
 
 Layout (official spoken chat): a 10 s user audio prompt (125 codes), then 10 chunks of 13
 text tokens, each followed by a 26-code span + EOA (the last one opened by
@@ -12,7 +12,8 @@ decisions and the span lengths are forced (:class:`Forcing`): every path does th
 Sections: cached vs reference (official full recompute) with CFG off / on and the cheap
 "span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
 audio generation (one code per cached forward) over steps per block; time to first audio
-and real-time factor; optionally (``--scaling``) the cache speedup of bigger models.  Ends
+and real-time factor; optionally (``--scaling``) the cache speedup of bigger models
+(``--scaling_only``: that section alone).  Ends
 with exactly three lines: cache_speedup, diffusion_over_ar_speedup, ttfa_s (chat layout,
 CFG off, the ``--d_model``/``--n_layer`` model).
 """
@@ -119,6 +120,21 @@ def audio_seconds(result: DecodeResult) -> float:
     return result.timings.get("diffusion", 0.0) + result.timings.get("span_close", 0.0)
 
 
+def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: str) -> None:
+    """Chat-layout cache speedup, CFG off, for each ``DxL`` model size in ``sizes``."""
+    chat = dict(block_length=26, steps_per_block=2, max_span_length=640)
+    for size in sizes:
+        d_model, n_layer = (int(x) for x in size.split("x"))
+        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device)
+        t_c, r_c = timed_decode(big, vocab, prompt, forcing, repeats, use_cache=True, cfg_scale=0.0, **chat)
+        t_ref, r_ref = timed_decode(big, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+        params = sum(p.numel() for p in big.parameters()) / 1e6
+        print(f"  d{d_model}x{n_layer} ({params:.0f}M params): reference {t_ref:.2f}s  cached {t_c:.3f}s  "
+              f"speedup {t_ref / t_c:.2f}x  code agreement {agreement(r_c, r_ref):.3f}")
+        print("    cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
+        del big
+
+
 def main(cmd: Sequence[str] = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d_model", type=int, default=256)
@@ -131,6 +147,8 @@ def main(cmd: Sequence[str] = None):
     parser.add_argument("--scaling", nargs="*", default=[], metavar="DxL",
                         help="extra model sizes (e.g. 512x8 768x12) for which section [5] reports the "
                              "chat-layout cache speedup, CFG off (the reference is slow for big models)")
+    parser.add_argument("--scaling_only", action="store_true",
+                        help="run only section [5] for the --scaling sizes (no summary lines)")
     args = parser.parse_args(cmd)
     t_start = time.perf_counter()
     torch.manual_seed(0)
@@ -139,6 +157,10 @@ def main(cmd: Sequence[str] = None):
     rng = torch.Generator().manual_seed(0)
     prompt = build_prompt(vocab, "chat", user_codes=torch.randint(args.codes, (CHAT["prompt_codes"],), generator=rng).tolist())
     forcing = chat_forcing(vocab, rng)
+    if args.scaling_only:
+        print(f"[5] chat-layout cache speedup (CFG off), best of {args.repeats} cached decodes, threads={torch.get_num_threads()}")
+        scaling(vocab, prompt, forcing, args.scaling, args.repeats, args.device)
+        return
     chat = dict(block_length=26, steps_per_block=2, max_span_length=640)
     print(f"model d_model={args.d_model} n_layer={args.n_layer} vocab={len(vocab)} ({args.codes} codes), "
           f"threads={torch.get_num_threads()}; chat prompt {len(prompt)} tokens, "
@@ -217,15 +239,7 @@ def main(cmd: Sequence[str] = None):
         print("\n[5] chat-layout cache speedup (CFG off) vs model size: a one-token step reads every weight"
               " once, a full recompute does O(L) work per weight")
         print(f"  d{args.d_model}x{args.n_layer} (above): {cache_speedup:.2f}x")
-    for size in args.scaling:
-        d_model, n_layer = (int(x) for x in size.split("x"))
-        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), args.device)
-        t_ref_b, r_ref_b = timed_decode(big, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
-        t_c_b, r_c_b = timed_decode(big, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
-        params = sum(p.numel() for p in big.parameters()) / 1e6
-        print(f"  d{d_model}x{n_layer} ({params:.0f}M params): reference {t_ref_b:.2f}s  cached {t_c_b:.3f}s  "
-              f"speedup {t_ref_b / t_c_b:.2f}x  code agreement {agreement(r_c_b, r_ref_b):.3f}")
-        del big
+        scaling(vocab, prompt, forcing, args.scaling, args.repeats, args.device)
     print(f"\n(total bench time {time.perf_counter() - t_start:.0f}s)")
     print(f"cache_speedup={cache_speedup:.2f}")
     print(f"diffusion_over_ar_speedup={diffusion_over_ar:.2f}")
