@@ -7,9 +7,13 @@
 
 One natural-sounding voice (festival ``voice_cmu_us_slt_arctic_hts``, neutral speed and pitch,
 16 kHz mono): ``test`` = every 4th of the hand-written sentences in
-``bench/data/roundtrip_sentences.txt`` (49), ``train`` = the other 145 plus
-``--template_sentences`` seeded subject-verb-object-place sentences (about two hours of
-audio with the default 1950), so the test sentences are never in the tokenizer's training audio.
+``bench/data/roundtrip_sentences.txt`` (49) and all of ``bench/data/roundtrip_test_sentences.txt``
+(400 more, ~3700 words, so one codebook's WER is measured to about a point), ``train`` = the
+other 145 of the first file plus
+``--template_sentences`` seeded subject-verb-object-place sentences (1950) plus
+``--lexicon_sentences`` seeded strings of 6-12 random words of festival's CMU lexicon (6000:
+meaningless, but they cover English sounds far beyond the templates' ~80 words), about
+eight hours of audio in all; the test sentences are never in the tokenizer's training audio.
 Deterministic for a given ``--seed``.  Synthesis uses the recipe's ``local/corpus_tts.py``.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import re
 import shutil
 import sys
 from multiprocessing import Pool
@@ -59,11 +64,29 @@ def template_sentences(n: int, seed: int, exclude: set) -> List[str]:
     return out
 
 
-def splits(sentences: Sequence[str], n_template: int, seed: int) -> List[Tuple[str, List[Tuple[str, str]]]]:
-    """[("test", [(utt, text)...]), ("train", [...])]: every 4th hand-written sentence is test."""
+FESTIVAL_LEXICON = Path("/usr/share/festival/dicts/cmu/cmudict-0.4.out")  # Debian festlex-cmu (with festival)
+
+
+def lexicon_sentences(n: int, seed: int, lexicon: Path = FESTIVAL_LEXICON) -> List[str]:
+    """``n`` seeded strings of 6-12 words drawn uniformly from the lexicon's 2-12 letter words."""
+    if not lexicon.is_file():
+        raise FileNotFoundError(f"{lexicon} not found: install festival's CMU lexicon (apt festlex-cmu)")
+    entries = (re.match(r'\("([a-z]{2,12})" ', line) for line in lexicon.read_text(encoding="latin-1").splitlines())
+    words = sorted({m.group(1) for m in entries if m})
+    rng = random.Random(f"{seed}:lexicon")
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(6, 12))).capitalize() + "." for _ in range(n)]
+
+
+def splits(
+    sentences: Sequence[str], test_sentences: Sequence[str], n_template: int, n_lexicon: int, seed: int
+) -> List[Tuple[str, List[Tuple[str, str]]]]:
+    """[("test", [(utt, text)...]), ("train", [...])]: every 4th of ``sentences`` and all of
+    ``test_sentences`` are test; the templates avoid every hand-written sentence."""
     test = [(f"slt_test_{i:04d}", s) for i, s in enumerate(sentences) if i % 4 == 0]
+    test += [(f"slt_heldout_{i:04d}", s) for i, s in enumerate(test_sentences)]
     train = [(f"slt_train_{i:04d}", s) for i, s in enumerate(sentences) if i % 4 != 0]
-    train += [(f"slt_tmpl_{i:04d}", s) for i, s in enumerate(template_sentences(n_template, seed, set(sentences)))]
+    train += [(f"slt_tmpl_{i:04d}", s) for i, s in enumerate(template_sentences(n_template, seed, set(sentences) | set(test_sentences)))]
+    train += [(f"slt_lex_{i:04d}", s) for i, s in enumerate(lexicon_sentences(n_lexicon, seed))]
     return [("test", test), ("train", train)]
 
 
@@ -71,7 +94,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--sentences", default=str(REPO / "bench" / "data" / "roundtrip_sentences.txt"))
+    parser.add_argument("--test_sentences", default=str(REPO / "bench" / "data" / "roundtrip_test_sentences.txt"))
     parser.add_argument("--template_sentences", type=int, default=1950)
+    parser.add_argument("--lexicon_sentences", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nj", type=int, default=2)
     args = parser.parse_args(argv)
@@ -79,11 +104,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     missing = corpus_tts.missing_tools()
     if missing:
         sys.exit(f"missing TTS tools {missing}: run tools/setup_env.sh (apt festival, festvox-us-slt-hts, sox)")
-    sentences = [line.strip() for line in Path(args.sentences).read_text(encoding="utf-8").splitlines() if line.strip()]
+    sentences, test_sentences = (
+        [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        for path in (args.sentences, args.test_sentences)
+    )
     voice = next(v for v in corpus_tts.VOICES if v.name == "slt")
     speaker = corpus_tts.Speaker("en_slt_v0", voice, voice.engine_voice, 1.0, 0)
     out = Path(args.output_dir).resolve()
-    sets = splits(sentences, args.template_sentences, args.seed)
+    sets = splits(sentences, test_sentences, args.template_sentences, args.lexicon_sentences, args.seed)
     items = []
     for name, utts in sets:
         (out / name / "wavs").mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,14 @@ import argparse
 import re
 import sys
 import time
+from multiprocessing import Pool
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import editdistance
 import numpy as np
 import pocketsphinx
+import torch
 
 from espnet2_ttt.speech import load_speech_tokenizer
 from espnet2_ttt.speech.io import load_utterance, read_wav_scp, resample
@@ -43,6 +45,25 @@ def transcribe(decoder: pocketsphinx.Decoder, wav: np.ndarray, sr: int) -> str:
     return hyp.hypstr if hyp is not None else ""
 
 
+def _stream(job) -> List[str]:
+    """Hypotheses of one stream, in order: ``original`` audio or the tokenizer ``round_trip``.
+
+    One recogniser per stream, fed in data order: pocketsphinx adapts its cepstral mean across
+    utterances, so each stream gives the same hypotheses as a sequential run.
+    """
+    which, entries, tokenizer_dir = job
+    torch.set_num_threads(1)  # one core per stream
+    tokenizer = load_speech_tokenizer(tokenizer_dir) if which == "round_trip" else None
+    asr = pocketsphinx.Decoder()
+    hyps = []
+    for utt, path in entries:
+        wav, sr = load_utterance(utt, path)
+        if tokenizer is not None:
+            wav, sr = tokenizer.decode(tokenizer.encode(wav, sr))
+        hyps.append(transcribe(asr, wav, sr))
+    return hyps
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="directory with wav.scp and text")
@@ -54,19 +75,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     data_dir = Path(args.data_dir)
     refs = dict(line.split(maxsplit=1) for line in (data_dir / "text").read_text(encoding="utf-8").splitlines() if line.strip())
     entries = read_wav_scp(data_dir / "wav.scp")[: args.max_utterances]
-    tokenizer = load_speech_tokenizer(args.tokenizer_dir)
-    # one recogniser per stream: pocketsphinx adapts its cepstral mean across utterances
-    asr_orig, asr_rt = pocketsphinx.Decoder(), pocketsphinx.Decoder()
+    missing = [utt for utt, _ in entries if utt not in refs]
+    if missing:
+        raise ValueError(f"utterance {missing[0]!r} has no transcript in {data_dir / 'text'} ({len(missing)} such)")
+    tokenizer = load_speech_tokenizer(args.tokenizer_dir)  # fails here, not in a worker, when unusable
+    start = time.time()
+    with Pool(2) as pool:  # the two streams run side by side
+        hyps_orig, hyps_rt = pool.map(_stream, [(which, entries, args.tokenizer_dir) for which in ("original", "round_trip")])
     n_ref = err_orig = err_rt = 0
     rows = []
-    start = time.time()
-    for utt, path in entries:
-        if utt not in refs:
-            raise ValueError(f"utterance {utt!r} has no transcript in {data_dir / 'text'}")
-        wav, sr = load_utterance(utt, path)
-        rt_wav, rt_sr = tokenizer.decode(tokenizer.encode(wav, sr))
+    for (utt, _), hyp_orig, hyp_rt in zip(entries, hyps_orig, hyps_rt):
         ref = normalize_words(refs[utt])
-        hyp_orig, hyp_rt = transcribe(asr_orig, wav, sr), transcribe(asr_rt, rt_wav, rt_sr)
         n_ref += len(ref)
         err_orig += editdistance.eval(ref, normalize_words(hyp_orig))
         err_rt += editdistance.eval(ref, normalize_words(hyp_rt))
