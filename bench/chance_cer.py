@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Chance level of a scored set: CER of each output against the *other* utterances' references.
+
+    python bench/chance_cer.py egs/ttt_bilingual/exp/ttt_train_ttt/decode_ttt_valid.acc.ave/{test_asr,test_tts_speech_espnet}
+
+Reads ``<dir>/score_cer/{ref,hyp}.trn`` (the sclite inputs stage 12 writes) and prints the
+character error rate of the matched pairs next to the mean over every mismatched pairing of the
+same language (output i scored against reference j != i): what an output unrelated to its
+input would get, with the same lengths and the same text statistics.  "Far below chance" means
+far below that second number.  Language = the part of the utterance id after the task prefix
+up to ``_`` (``tts-en_slt_v0-...`` -> ``en``), as in the embedded corpus.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import editdistance
+
+TRN_LINE = re.compile(r"^(.*)\((\S+)\)\s*$")
+
+
+def read_trn(path: Path) -> Dict[str, List[str]]:
+    """sclite trn -> {utt id: tokens}; a malformed line is an error naming it."""
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        m = TRN_LINE.match(line)
+        if not m:
+            raise ValueError(f"{path}:{n}: not a trn line (text followed by '(utt_id)')")
+        out[m.group(2)] = m.group(1).split()
+    return out
+
+
+def language(utt: str) -> str:
+    parts = utt.split("-")
+    return parts[1].split("_")[0] if len(parts) > 1 else ""
+
+
+def cer(ref: Dict[str, List[str]], hyp: Dict[str, List[str]], pairs: Sequence[Tuple[str, str]]) -> float:
+    """100 * sum edit(ref[r], hyp[h]) / sum len(ref[r]) over (r, h) pairs."""
+    errors = sum(editdistance.eval(ref[r], hyp[h]) for r, h in pairs)
+    return 100.0 * errors / sum(len(ref[r]) for r, _ in pairs)
+
+
+def main(argv: Sequence[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("score_dirs", nargs="+", help="directories holding score_cer/{ref,hyp}.trn")
+    args = parser.parse_args(argv)
+    for d in map(Path, args.score_dirs):
+        ref, hyp = read_trn(d / "score_cer" / "ref.trn"), read_trn(d / "score_cer" / "hyp.trn")
+        if set(ref) != set(hyp):
+            raise ValueError(f"{d}: ref.trn and hyp.trn hold different utterances")
+        groups: Dict[str, List[str]] = {}
+        for utt in sorted(ref):
+            groups.setdefault(language(utt), []).append(utt)
+        mismatched = [(g[i], g[(i + s) % len(g)]) for g in groups.values() for s in range(1, len(g)) for i in range(len(g))]
+        sizes = ", ".join(f"{lang} {len(g)}" for lang, g in groups.items())
+        print(f"{d.name}: CER {cer(ref, hyp, [(u, u) for u in ref]):.1f} %, chance (mismatched references) "
+              f"{cer(ref, hyp, mismatched):.1f} %  ({sizes})")
+
+
+if __name__ == "__main__":
+    main()
