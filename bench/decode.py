@@ -35,6 +35,7 @@ from espnet2_ttt.vocabulary import TtTVocabulary
 print = functools.partial(print, flush=True)  # progress shows while the bench runs
 CODE_RATE_HZ = 12.5
 CHAT = dict(chunks=10, chunk_len=13, span_len=26, prompt_codes=125)
+CHAT_DECODE = dict(block_length=26, steps_per_block=2, max_span_length=640)  # official chat settings
 
 
 def chat_forcing(vocab: TtTVocabulary, rng: torch.Generator) -> Forcing:
@@ -122,7 +123,7 @@ def audio_seconds(result: DecodeResult) -> float:
 
 def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: str) -> None:
     """Chat-layout cache speedup, CFG off, for each ``DxL`` model size in ``sizes``."""
-    chat = dict(block_length=26, steps_per_block=2, max_span_length=640)
+    chat = CHAT_DECODE
     for size in sizes:
         d_model, n_layer = (int(x) for x in size.split("x"))
         big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device)
@@ -161,7 +162,7 @@ def main(cmd: Sequence[str] = None):
         print(f"[5] chat-layout cache speedup (CFG off), best of {args.repeats} cached decodes, threads={torch.get_num_threads()}")
         scaling(vocab, prompt, forcing, args.scaling, args.repeats, args.device)
         return
-    chat = dict(block_length=26, steps_per_block=2, max_span_length=640)
+    chat = CHAT_DECODE
     print(f"model d_model={args.d_model} n_layer={args.n_layer} vocab={len(vocab)} ({args.codes} codes), "
           f"threads={torch.get_num_threads()}; chat prompt {len(prompt)} tokens, "
           f"response {len(forcing.text_ids)} text + {sum(forcing.span_lengths)} codes")
