@@ -12,8 +12,8 @@ One natural-sounding voice (festival ``voice_cmu_us_slt_arctic_hts``, neutral sp
 other 145 of the first file plus
 ``--template_sentences`` seeded subject-verb-object-place sentences (1950) plus
 ``--lexicon_sentences`` seeded strings of 6-12 random words of festival's CMU lexicon (6000:
-meaningless, but they cover English sounds far beyond the templates' ~80 words), about
-eight hours of audio in all; the test sentences are never in the tokenizer's training audio.
+meaningless, but they cover English sounds far beyond the templates' 144 words), about
+ten hours of audio in all (~12 min to synthesise); the test sentences are never in the tokenizer's training audio.
 Deterministic for a given ``--seed``.  Synthesis uses the recipe's ``local/corpus_tts.py``.
 """
 from __future__ import annotations
