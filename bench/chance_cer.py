@@ -57,6 +57,8 @@ def main(argv: Sequence[str] = None) -> None:
             groups.setdefault(language(utt), []).append(utt)
         mismatched = [(g[i], g[(i + s) % len(g)]) for g in groups.values() for s in range(1, len(g)) for i in range(len(g))]
         sizes = ", ".join(f"{lang} {len(g)}" for lang, g in groups.items())
+        if not mismatched:
+            raise ValueError(f"{d}: no language has two utterances, so there is no mismatched pairing")
         print(f"{d.name}: CER {cer(ref, hyp, [(u, u) for u in ref]):.1f} %, chance (mismatched references) "
               f"{cer(ref, hyp, mismatched):.1f} %  ({sizes})")
 
