@@ -13,24 +13,12 @@ up to ``_`` (``tts-en_slt_v0-...`` -> ``en``), as in the embedded corpus.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import editdistance
 
-TRN_LINE = re.compile(r"^(.*)\((\S+)\)\s*$")
-
-
-def read_trn(path: Path) -> Dict[str, List[str]]:
-    """sclite trn -> {utt id: tokens}; a malformed line is an error naming it."""
-    out = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        m = TRN_LINE.match(line)
-        if not m:
-            raise ValueError(f"{path}:{n}: not a trn line (text followed by '(utt_id)')")
-        out[m.group(2)] = m.group(1).split()
-    return out
+from espnet2_ttt.utils.sclite import read_trn
 
 
 def language(utt: str) -> str:
@@ -49,7 +37,7 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument("score_dirs", nargs="+", help="directories holding score_cer/{ref,hyp}.trn")
     args = parser.parse_args(argv)
     for d in map(Path, args.score_dirs):
-        ref, hyp = read_trn(d / "score_cer" / "ref.trn"), read_trn(d / "score_cer" / "hyp.trn")
+        ref, hyp = (read_trn(str(d / "score_cer" / f"{side}.trn")) for side in ("ref", "hyp"))
         if set(ref) != set(hyp):
             raise ValueError(f"{d}: ref.trn and hyp.trn hold different utterances")
         groups: Dict[str, List[str]] = {}
