@@ -149,3 +149,30 @@ def test_pocketsphinx_transcribes_festival_speech(tmp_path):
     (utt, hyp), = read_output(output)
     errors = ErrorCounts.of_sentence(align(ref.split(), hyp.split()))
     assert utt == "fox" and errors.errors / errors.words <= 0.25, hyp
+
+
+def test_best_path_ctc_merges_repeats_and_drops_blanks(tiny_asr, monkeypatch):
+    from espnet2.bin.asr_inference import Speech2Text
+
+    speech2text = Speech2Text(asr_train_config=tiny_asr[1], asr_model_file=tiny_asr[3], ctc_weight=1.0)
+    model = speech2text.asr_model
+    frames = {}
+
+    def fixed_argmax(enc):  # one id per encoder frame; <sos/eos> (6) is never a character
+        path = torch.tensor([0, 3, 3, 0, 3, 2, 4, 4, 0, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6])
+        frames["n"] = enc.shape[1]
+        return path[: enc.shape[1]][None]
+
+    monkeypatch.setattr(model.ctc, "argmax", fixed_argmax)
+    audio = np.zeros(16000, dtype=np.float32)  # 1 s -> 25 encoder frames with conv1d2 at hop 320
+    assert transcribe.best_path_ctc(speech2text, audio) == ["aa bc"]
+    assert frames["n"] >= 11
+
+
+def test_ctc_greedy_cli(tiny_asr, wav_scp, tmp_path, caplog):
+    output = tmp_path / "text"
+    assert run_espnet(tiny_asr, wav_scp, output, "--ctc_greedy", "true") == 0
+    assert [row[0] for row in read_output(output)] == ["utt_B", "utt_a", "utt_b"]
+    assert "best-path CTC" in caplog.text
+    with pytest.raises(SystemExit):
+        run_espnet(tiny_asr, wav_scp, output, "--ctc_greedy", "true", "--nbest", "2")

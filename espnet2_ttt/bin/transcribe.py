@@ -9,13 +9,15 @@
 Writes ``utt_id transcript`` lines sorted by key (C order), atomically, so N jobs can
 run on split scp files. ``espnet``: any ESPnet ASR model (config + model file, or a
 model tag / packed archive unpacked by espnet_model_zoo); a CTC-only model is decoded
-with ctc_weight 1. ``pocketsphinx``: its bundled US English model (English only).
+with ctc_weight 1, or with ``--ctc_greedy true`` by best-path CTC (argmax per frame,
+repeats merged, blanks dropped: no beam search, several times faster). ``pocketsphinx``: its bundled US English model (English only).
 With ``--nbest N`` (espnet) the k-th best hypotheses go to ``F.<k>best`` for k >= 2.
 Audio is read with soundfile, must be mono, and is resampled to 16 kHz if needed.
 """
 
 import argparse
 import fcntl
+import functools
 import logging
 import sys
 import time
@@ -75,9 +77,9 @@ def unpack_model_tag(tag: str) -> Dict[str, str]:
 
 def espnet_recognizer(
     asr_train_config: Optional[str], asr_model_file: Optional[str], asr_model_tag: Optional[str],
-    device: str, beam_size: int, ctc_weight: float, nbest: int,
+    device: str, beam_size: int, ctc_weight: float, nbest: int, ctc_greedy: bool = False,
 ) -> Recognizer:
-    """Beam search of espnet2's Speech2Text (no LM); returns the texts of the n-best."""
+    """Beam search of espnet2's Speech2Text (no LM), or best-path CTC; returns the n-best texts."""
     import yaml
     from espnet2.bin.asr_inference import Speech2Text
 
@@ -86,14 +88,35 @@ def espnet_recognizer(
         asr_train_config, asr_model_file = files["asr_train_config"], files["asr_model_file"]
     with open(asr_train_config, encoding="utf-8") as f:
         config = yaml.safe_load(f)
-    if config.get("decoder") is None or (config.get("model_conf") or {}).get("ctc_weight") == 1.0:
+    ctc_only = config.get("decoder") in (None, "none") or (config.get("model_conf") or {}).get("ctc_weight") == 1.0
+    if ctc_only:
         ctc_weight = 1.0  # CTC-only model: an attention weight would score nothing
-    log.info(f"ESPnet ASR {asr_model_file} (beam {beam_size}, ctc_weight {ctc_weight})")
+    if ctc_greedy and not ctc_only:
+        raise ValueError(f"--ctc_greedy needs a CTC-only ASR; {asr_train_config} has an attention decoder")
+    log.info(f"ESPnet ASR {asr_model_file} "
+             + ("(best-path CTC)" if ctc_greedy else f"(beam {beam_size}, ctc_weight {ctc_weight})"))
     speech2text = Speech2Text(
         asr_train_config=asr_train_config, asr_model_file=asr_model_file, device=device,
         beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=0.0, nbest=nbest,
     )
+    if ctc_greedy:
+        return functools.partial(best_path_ctc, speech2text)
     return lambda audio: [result[0] for result in speech2text(audio)]
+
+
+def best_path_ctc(speech2text, audio: np.ndarray) -> List[str]:
+    """Best-path CTC of a CTC-only ESPnet model: frame argmax, repeats merged, blanks (id 0) dropped."""
+    import torch
+
+    model = speech2text.asr_model
+    device = next(model.parameters()).device
+    speech = torch.from_numpy(audio)[None].to(device)
+    with torch.no_grad():
+        enc, enc_lens = model.encode(speech, speech.new_full((1,), speech.shape[1], dtype=torch.long))
+        best = model.ctc.argmax(enc)[0, : int(enc_lens[0])]
+    ids = torch.unique_consecutive(best)
+    ids = ids[(ids != model.blank_id) & (ids != model.sos) & (ids != model.eos)]
+    return [speech2text.tokenizer.tokens2text(speech2text.converter.ids2tokens(ids.tolist()))]
 
 
 def pocketsphinx_recognizer() -> Recognizer:
@@ -174,6 +197,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ctc_weight", type=float, default=0.3,
                         help="espnet: CTC weight of joint decoding (1 for CTC-only models)")
     parser.add_argument("--nbest", type=int, default=1, help="espnet: hypotheses to write")
+    parser.add_argument("--ctc_greedy", type=str2bool, default=False,
+                        help="espnet, CTC-only models: best-path CTC instead of beam search")
     parser.add_argument("--ngpu", type=int, default=0, help="espnet: 0 = CPU, 1 = one GPU")
     parser.add_argument("--skip_bad", type=str2bool, default=False,
                         help="write an empty transcript for unreadable or empty audio")
@@ -214,9 +239,14 @@ def build_recognizer(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         for path in (args.asr_train_config, args.asr_model_file):
             if not Path(path).is_file():
                 parser.error(f"ASR model file {path} does not exist")
+    if args.ctc_greedy and args.nbest != 1:
+        parser.error("--ctc_greedy gives one hypothesis: use --nbest 1")
     device = "cuda" if args.ngpu > 0 else "cpu"
-    return espnet_recognizer(args.asr_train_config, args.asr_model_file, args.asr_model_tag,
-                             device, args.beam_size, args.ctc_weight, args.nbest)
+    try:
+        return espnet_recognizer(args.asr_train_config, args.asr_model_file, args.asr_model_tag,
+                                 device, args.beam_size, args.ctc_weight, args.nbest, args.ctc_greedy)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
