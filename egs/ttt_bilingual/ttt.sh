@@ -93,6 +93,7 @@ asr_model_file=""       # independent ESPnet ASR for stage 11 (default: trained 
 asr_train_config=""
 asr_model_tag=""
 asr_config=conf/asr_train.yaml
+asr_inference_config=conf/asr_decode.yaml   # transcribe options of the ESPnet ASR (beam / best-path CTC)
 asr_exp=""              # default: ${expdir}/asr_independent
 asr_args=""             # extra espnet2.bin.asr_train options for the stage-11 ASR
 use_pocketsphinx=true   # English second opinion in stage 11
@@ -325,8 +326,8 @@ if run_stage 11; then
             --asr_args "${asr_args}"
         asr_train_config="${asr_exp}/config.yaml"; asr_model_file="${asr_exp}/valid.loss.ave.pth"
     fi
-    _asr_opts="--asr_train_config ${asr_train_config} --asr_model_file ${asr_model_file}"
-    [ -n "${asr_model_tag}" ] && _asr_opts="--asr_model_tag ${asr_model_tag}"
+    _asr_opts="--config ${asr_inference_config} --asr_train_config ${asr_train_config} --asr_model_file ${asr_model_file}"
+    [ -n "${asr_model_tag}" ] && _asr_opts="--config ${asr_inference_config} --asr_model_tag ${asr_model_tag}"
     for x in ${test_sets}; do
         # the ASR on the original test audio: its own error rate bounds what the other numbers can show
         _jobs=("${dumpdir}/raw/${x}/wav.scp:${decode_dir}/${x}_original:${dumpdir}/raw/${x}/utt2lang")

@@ -8,4 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ../../tools/setup_env.sh
 ../ttt_bilingual/ttt.sh --stage 10 --stop_stage 12 --expdir exp --decode_dir exp/decode_reused \
-    --inference_config ../ttt_bilingual/conf/decode_ttt.yaml --asr_config ../ttt_bilingual/conf/asr_train.yaml "$@"
+    --inference_config ../ttt_bilingual/conf/decode_ttt.yaml --asr_config ../ttt_bilingual/conf/asr_train.yaml \
+    --asr_inference_config ../ttt_bilingual/conf/asr_decode.yaml "$@"
