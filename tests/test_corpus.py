@@ -156,6 +156,11 @@ def test_all_splits_have_both_languages_and_all_tasks(corpora):
                 assert text[d["question_utt"]] == d["question_text"]
                 assert text[d["answer_utt"]] == d["answer_text"]
                 assert d["answer_utt"].startswith(("en_slt_v0-", "zh_esp_v0-"))
+        tts = [d["answer_utt"] for d in dialogues if d["task"] == "tts"]
+        if split == "test":  # every text is a TTS input
+            assert sorted(tts) == sorted(text)
+        else:  # the model learns to speak in the assistant's voice only
+            assert tts and all(u.startswith(("en_slt_v0-", "zh_esp_v0-")) for u in tts)
 
 
 def test_corpus_arithmetic_answer_keys_are_correct(corpora):

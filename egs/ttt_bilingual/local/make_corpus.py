@@ -41,9 +41,13 @@ dialogues.jsonl schema (all keys always present):
                  asr/tts: [text]; qa: e.g. ["seven", "7"], ["七", "7"], ["four legs", "4 legs"],
                  ["paris"]; score with ``corpus_content.answer_is_correct`` (the output,
                  or an ASR transcript of the spoken output, must END with a key)
-Every utterance has an asr and a tts entry (QA questions and answers included). QA
-questions are spoken by any voice but English espeak-ng; answers always by the language's
-neutral "assistant" speaker (en_slt_v0, zh_esp_v0). Held out (same templates): a test/dev
+Every utterance has an asr entry (QA questions and answers included). QA questions are
+spoken by any voice but English espeak-ng; answers always by the language's neutral
+"assistant" speaker (en_slt_v0, zh_esp_v0). tts entries: in train and dev only for the
+assistant's utterances, so the model learns to speak in one voice per language, the voice of
+its spoken answers (15 voices with seeded speed and pitch would make the target audio of a
+text ambiguous); in test for every utterance (the text is the input; the reference audio is
+not scored). Held out (same templates): a test/dev
 arithmetic/counting/comparison problem is not asked in train in any wording; a test/dev
 fact is asked in train only in another wording; sentences are distinct across splits.
 """
@@ -184,7 +188,8 @@ def plan_corpus(seed: int, size: str) -> tuple:
                 dialogues.append(_dialogue(split, "qa", q, a, list(item.keys)))
     for utt in utterances:
         dialogues.append(_dialogue(utt.split, "asr", utt, None, [utt.text]))
-        dialogues.append(_dialogue(utt.split, "tts", None, utt, [utt.text]))
+        if utt.split == "test" or utt.speaker is assistant[utt.lang]:
+            dialogues.append(_dialogue(utt.split, "tts", None, utt, [utt.text]))
     return speakers, utterances, dialogues
 
 
