@@ -73,19 +73,41 @@ def interleave(
         return list(text)
     out: List[str] = []
     next_code = 0
-    last_chunk_start = max(len(text) - 1, 0) // chunk_len * chunk_len
-    for start in range(0, last_chunk_start, chunk_len):
-        out += text[start : start + chunk_len]
+    *chunks, last_chunk = text_chunks(text, chunk_len)
+    for chunk in chunks:
+        out += chunk
         if len(codes) - next_code > span_len:
             out.append(BEGIN_OF_AUDIO)
             out += [audio_token(c) for c in codes[next_code : next_code + span_len]]
             out.append(END_OF_SPAN)
             next_code += span_len
-    out += text[last_chunk_start:]
+    out += last_chunk
     out.append(BEGIN_OF_LAST_SPAN)
     out += [audio_token(c) for c in codes[next_code:]]
     out.append(END_OF_LAST_SPAN)
     return out
+
+
+def text_chunks(text: Sequence[str], chunk_len: int = CHUNK_LEN) -> List[Sequence[str]]:
+    """``text`` cut into chunks of ``chunk_len`` tokens; the last holds 1..chunk_len (empty text: one empty chunk)."""
+    last_chunk_start = max(len(text) - 1, 0) // chunk_len * chunk_len
+    return [text[start : start + chunk_len] for start in range(0, last_chunk_start, chunk_len)] + [text[last_chunk_start:]]
+
+
+def spoken_text_layout(text: Sequence[str], chunk_len: int = CHUNK_LEN) -> Tuple[List[str], int]:
+    """The text side of a spoken answer of ``text`` whose audio is still to be generated.
+
+    Returns (tokens, non-final spans): the chunks of :func:`interleave`, each but the last
+    followed by ``<|begin_of_audio|>`` (a non-final span of ``span_len`` codes), the last by
+    ``<|begin_of_quad|>`` (the final span), then ``<|im_end|>``; i.e. ``interleave``'s layout
+    when the speech has more than ``span_len`` codes per chunk, as it has at 12.5 Hz for
+    13-token chunks.  Text-forced TTS decoding writes these tokens and diffuses the spans.
+    """
+    *chunks, last_chunk = text_chunks(text, chunk_len)
+    out: List[str] = []
+    for chunk in chunks:
+        out += [*chunk, BEGIN_OF_AUDIO]
+    return out + [*last_chunk, BEGIN_OF_LAST_SPAN, IM_END], len(chunks)
 
 
 def user_audio(codes: Sequence[int]) -> List[str]:

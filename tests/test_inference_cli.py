@@ -193,3 +193,24 @@ def test_decode_yaml_sets_the_paper_settings():
     conf = DecodeConfig(**{k: v for k, v in vars(args).items() if k in DecodeConfig.__dataclass_fields__})
     assert (conf.block_length, conf.steps_per_block, conf.max_span_length, conf.cfg_scale) == (32, 10, 640, 0.1)
     assert (conf.top_k, conf.top_p, conf.cfg_uncond) == (5, 0.95, "official")  # the command line wins
+
+
+def test_text_forced_tts_writes_the_input_text_in_the_training_layout(model_dir):
+    """tts_force_text: the answer is the input pieces cut into chunks, non-final spans of exactly
+    tts_span_len codes, then the final span and <|im_end|>; only the audio is generated."""
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE,
+                       tts_force_text=True, tts_chunk_len=2, tts_span_len=3)
+    out = api("tts", ["▁w1", "▁w3", "▁w2"], seed=5)
+    tokens = out.tokens
+    assert tokens[:3] == ["▁w1", "▁w3", "<|begin_of_audio|>"]
+    assert all(t.startswith("<|audio_") for t in tokens[3:6]) and tokens[6] == "<|end_of_audio_new|>"
+    assert tokens[7:9] == ["▁w2", "<|begin_of_quad|>"]
+    assert tokens[-1] == "<|im_end|>"  # the free final span ends with the model's end-of-span marker
+    assert tokens[-2] in ("<|end_of_audio_span_last|>", "<|end_of_audio_new|>")
+    final_span = tokens[9:-2]
+    assert all(t.startswith("<|audio_") for t in final_span)  # its length is the model's choice
+    assert len(out.audio_codes) == 3 + len(final_span)
+    assert out.text == "▁w1 ▁w3 ▁w2"
+    # off by default: the same call without forcing is the model's free choice
+    free = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    assert free.decoder.config.tts_force_text is False and free.forcing("tts", ["▁w1"]) is None

@@ -32,9 +32,10 @@ from espnet2.fileio.read_text import read_2columns_text
 from espnet2.utils import config_argparse
 from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_none
 
-from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, TtTDecoder, TurnEndEvent
+from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, Forcing, TtTDecoder, TurnEndEvent
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
+from espnet2_ttt.sequence_builder import spoken_text_layout
 from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
 
@@ -164,7 +165,17 @@ class TtTInference:
         """Decoding events of one turn (see :mod:`espnet2_ttt.inference.decoder`)."""
         prompt = self.prompt(mode, text, speech_codes, where)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        return self.decoder.stream(prompt, generator, where=where)
+        return self.decoder.stream(prompt, generator, self.forcing(mode, text, where), where)
+
+    def forcing(self, mode: str, text: Union[str, Sequence[str], None], where: str = "prompt") -> Optional[Forcing]:
+        """With ``tts_force_text`` in tts mode: the answer's text side is ``text`` (raw, or pieces)
+        in the training layout and its non-final spans have ``tts_span_len`` codes; else None."""
+        cfg = self.decoder.config
+        if mode != "tts" or not cfg.tts_force_text:
+            return None
+        pieces = self.text_tokenizer.encode(text) if isinstance(text, str) else list(text or [])
+        tokens, non_final_spans = spoken_text_layout(pieces, cfg.tts_chunk_len)
+        return Forcing(self.vocab.tokens_to_ids(tokens, where), [cfg.tts_span_len] * non_final_spans)
 
     def __call__(
         self,

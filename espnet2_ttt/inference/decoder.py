@@ -56,6 +56,10 @@ class DecodeConfig:
     ``maxlenratio`` (as ESPnet's ASR decoding): when > 0 and the prompt holds audio codes,
     the turn stops after ``max(1, int(maxlenratio * prompt audio codes))`` AR tokens
     (stop reason "maxlenratio"); audio codes do not count.  0 = no such bound.
+    ``tts_force_text`` (read by :class:`~espnet2_ttt.bin.ttt_inference.TtTInference`): in tts
+    mode the answer's text side is the input text in the training layout, chunks of
+    ``tts_chunk_len`` tokens with non-final spans of ``tts_span_len`` codes
+    (:func:`~espnet2_ttt.sequence_builder.spoken_text_layout`); only the audio is generated.
     """
 
     max_new_tokens: int = 2048
@@ -73,6 +77,9 @@ class DecodeConfig:
     min_text_tokens_after_audio: int = 0
     maxlenratio: float = 0.0
     use_cache: bool = True
+    tts_force_text: bool = False
+    tts_chunk_len: int = 13
+    tts_span_len: int = 26
 
     def __post_init__(self):
         if self.steps_per_block is None:
@@ -82,8 +89,8 @@ class DecodeConfig:
             raise ValueError(f"remasking must be 'low_confidence' or 'random', got {self.remasking!r}")
         if self.cfg_uncond not in CFG_UNCOND_INPUTS:
             raise ValueError(f"cfg_uncond must be one of {CFG_UNCOND_INPUTS}, got {self.cfg_uncond!r}")
-        if self.max_new_tokens < 1 or self.max_span_length < 1:
-            raise ValueError("max_new_tokens and max_span_length must be >= 1")
+        if min(self.max_new_tokens, self.max_span_length, self.tts_chunk_len, self.tts_span_len) < 1:
+            raise ValueError("max_new_tokens, max_span_length, tts_chunk_len and tts_span_len must be >= 1")
         if self.min_text_tokens_after_audio < 0 or self.maxlenratio < 0:
             raise ValueError("min_text_tokens_after_audio and maxlenratio must be >= 0")
         if self.cfg_scale < 0 or self.diffusion_temperature < 0 or self.ar_temperature < 0 or self.top_k < 0:
@@ -94,7 +101,7 @@ class DecodeConfig:
 
 @dataclass
 class Forcing:
-    """Forced decisions for benchmarks and tests (a random model never follows a layout).
+    """Forced decisions: text-forced TTS, benchmarks and tests (a random model never follows a layout).
 
     ``text_ids``: the first AR tokens are these instead of samples (the forward still runs).
     ``span_lengths``: span i writes exactly ``span_lengths[i]`` codes then its EOA (the
