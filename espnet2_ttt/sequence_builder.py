@@ -91,7 +91,8 @@ def interleave(
 def text_chunks(text: Sequence[str], chunk_len: int = CHUNK_LEN) -> List[Sequence[str]]:
     """``text`` cut into chunks of ``chunk_len`` tokens; the last holds 1..chunk_len (empty text: one empty chunk)."""
     last_chunk_start = max(len(text) - 1, 0) // chunk_len * chunk_len
-    return [text[start : start + chunk_len] for start in range(0, last_chunk_start, chunk_len)] + [text[last_chunk_start:]]
+    chunks = [text[start : start + chunk_len] for start in range(0, last_chunk_start, chunk_len)]
+    return chunks + [text[last_chunk_start:]]
 
 
 def spoken_text_layout(text: Sequence[str], chunk_len: int = CHUNK_LEN) -> Tuple[List[str], int]:

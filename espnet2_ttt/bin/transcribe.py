@@ -10,7 +10,9 @@ Writes ``utt_id transcript`` lines sorted by key (C order), atomically, so N job
 run on split scp files. ``espnet``: any ESPnet ASR model (config + model file, or a
 model tag / packed archive unpacked by espnet_model_zoo); a CTC-only model is decoded
 with ctc_weight 1, or with ``--ctc_greedy true`` by best-path CTC (argmax per frame,
-repeats merged, blanks dropped: no beam search, several times faster). ``pocketsphinx``: its bundled US English model (English only).
+repeats merged, blanks dropped: no prefix search; faster, but on the recipe's small ASR
+47.5 % CER against 43.2 % at beam 1). ``pocketsphinx``: its bundled US English model
+(English only).
 With ``--nbest N`` (espnet) the k-th best hypotheses go to ``F.<k>best`` for k >= 2.
 Audio is read with soundfile, must be mono, and is resampled to 16 kHz if needed.
 """
@@ -88,7 +90,8 @@ def espnet_recognizer(
         asr_train_config, asr_model_file = files["asr_train_config"], files["asr_model_file"]
     with open(asr_train_config, encoding="utf-8") as f:
         config = yaml.safe_load(f)
-    ctc_only = config.get("decoder") in (None, "none") or (config.get("model_conf") or {}).get("ctc_weight") == 1.0
+    model_conf = config.get("model_conf") or {}
+    ctc_only = config.get("decoder") in (None, "none") or model_conf.get("ctc_weight") == 1.0
     if ctc_only:
         ctc_weight = 1.0  # CTC-only model: an attention weight would score nothing
     if ctc_greedy and not ctc_only:
