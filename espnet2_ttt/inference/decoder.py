@@ -35,6 +35,7 @@ import torch
 from espnet2_ttt.inference.cache import CachedRunner, FullRecompute
 from espnet2_ttt.inference.sampler import commit_schedule, diffusion_step, sample_text, steps_per_block
 from espnet2_ttt.models.transformer import AbsBackbone
+from espnet2_ttt.sequence_builder import CHUNK_LEN, SPAN_LEN
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 CFG_UNCOND_INPUTS = ("official", "span_only")
@@ -78,8 +79,8 @@ class DecodeConfig:
     maxlenratio: float = 0.0
     use_cache: bool = True
     tts_force_text: bool = False
-    tts_chunk_len: int = 13
-    tts_span_len: int = 26
+    tts_chunk_len: int = CHUNK_LEN
+    tts_span_len: int = SPAN_LEN
 
     def __post_init__(self):
         if self.steps_per_block is None:
