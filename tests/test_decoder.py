@@ -304,6 +304,40 @@ def test_block_stops_once_its_eoa_is_settled(vocab):
     assert unsettled.token_ids == settled.token_ids and unsettled.forwards["diffusion"] == 4
 
 
+def test_spoken_codes_are_written_in_the_training_layout(vocab):
+    """A model that always wants a non-final span: 30 known codes, spans of 8 -> three spans of 8
+    written as they are; with 6 left the non-final SOA is forbidden, so the final span takes
+    them; with none left both SOAs are forbidden and the runner-up <|im_end|> ends the turn."""
+    codes = [c % 16 for c in range(3, 33)]
+
+    class AlwaysSpeaks(ScriptedBackbone):
+        def forward(self, *args, **kwargs):
+            logits = super().forward(*args, **kwargs)
+            logits[..., vocab.soa_last_id] = 5.0
+            logits[..., vocab.im_end_id] = 3.0
+            return logits
+
+    dec = TtTDecoder(AlwaysSpeaks(vocab, {}, {}, vocab.soa_id), vocab, config(use_cache=False, top_k=0, top_p=1.0))
+    result = dec.decode(prompt_for(vocab, "asr"), torch.Generator(), Forcing(spoken_codes=codes, spoken_span_len=8))
+    assert result.spans == [codes[:8], codes[8:16], codes[16:24], codes[24:]]
+    audio = [f"<|audio_{c}|>" for c in codes]
+    span = lambda lo, hi: ["<|begin_of_audio|>", *audio[lo:hi], "<|end_of_audio_new|>"]
+    assert vocab.ids_to_tokens(result.token_ids) == [
+        *span(0, 8), *span(8, 16), *span(16, 24),
+        "<|begin_of_quad|>", *audio[24:], "<|end_of_audio_span_last|>", "<|im_end|>"]
+    assert "diffusion" not in result.forwards
+
+
+def test_spoken_codes_cached_equals_reference(model, vocab):
+    codes = [(7 * i) % 16 for i in range(20)]
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id, vocab.token2id["w2"], vocab.soa_last_id],
+                      spoken_codes=codes, spoken_span_len=7)
+    cached, reference = (decode(model, vocab, prompt_for(vocab, "asr"), forcing=forcing, use_cache=c) for c in (True, False))
+    assert cached.token_ids == reference.token_ids and cached.spans == [codes[:7], codes[7:]]
+    with pytest.raises(ValueError, match="spoken_codes writes every span"):
+        Forcing(spoken_codes=codes, span_lengths=[3])
+
+
 def test_forced_span_length_and_ar_after_eoa(model, vocab):
     forcing = Forcing(text_ids=[vocab.token2id["w2"], vocab.soa_id, vocab.token2id["w3"]], span_lengths=[5])
     result = decode(model, vocab, prompt_for(vocab, "tts"), forcing=forcing)

@@ -10,7 +10,7 @@ from espnet2_ttt.bin.ttt_inference import TtTInference, get_parser, main as ttt_
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.speech import PrecomputedTokenizer
 
-from espnet2_ttt.inference import DecodeConfig
+from espnet2_ttt.inference import DecodeConfig, Forcing
 
 from helpers import chat_sequence, tiny_vocab, write_seq_file
 
@@ -197,9 +197,9 @@ def test_decode_yaml_sets_the_paper_settings():
 
 def test_text_forced_tts_writes_the_input_text_in_the_training_layout(model_dir):
     """tts_force_text: the answer is the input pieces cut into chunks, non-final spans of exactly
-    tts_span_len codes, then the final span and <|im_end|>; only the audio is generated."""
+    layout_span_len codes, then the final span and <|im_end|>; only the audio is generated."""
     api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE,
-                       tts_force_text=True, tts_chunk_len=2, tts_span_len=3)
+                       tts_force_text=True, layout_chunk_len=2, layout_span_len=3)
     out = api("tts", ["▁w1", "▁w3", "▁w2"], seed=5)
     tokens = out.tokens
     assert tokens[:3] == ["▁w1", "▁w3", "<|begin_of_audio|>"]
@@ -214,3 +214,15 @@ def test_text_forced_tts_writes_the_input_text_in_the_training_layout(model_dir)
     # off by default: the same call without forcing is the model's free choice
     free = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
     assert free.decoder.config.tts_force_text is False and free.forcing("tts", ["▁w1"]) is None
+
+
+def test_asr_force_audio_makes_the_spans_the_input_speech(model_dir):
+    """asr_force_audio: the ASR answer's spans are the input codes (written, not diffused)."""
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE,
+                       asr_force_audio=True, layout_span_len=3)
+    codes = np.array([5, 0, 7, 7, 2, 9, 1])
+    assert api.forcing("asr", None, codes) == Forcing(spoken_codes=[5, 0, 7, 7, 2, 9, 1], spoken_span_len=3)
+    assert api.forcing("tts", ["▁w1"], codes) is None  # tts_force_text is off
+    out = api("asr", speech_codes=codes, seed=1)
+    assert codes.tolist()[: len(out.audio_codes)] == out.audio_codes  # whatever spans it opened re-speak the input
+    assert out.result.forwards.get("diffusion", 0) == 0

@@ -309,7 +309,7 @@ if run_stage 10; then
                 --mode "$(cat "${_in}/mode")" --config "${inference_config}" ${_data} \
                 --key_file "${_logdir}/keys.JOB.scp" --train_config "${ttt_exp}/config.yaml" \
                 --model_file "${ttt_exp}/${inference_model}" --speech_tokenizer_dir "${speech_tokenizer_dir}" \
-                --tts_chunk_len "${chunk_len}" --tts_span_len "${span_len}" \
+                --layout_chunk_len "${chunk_len}" --layout_span_len "${span_len}" \
                 --output_dir "${_logdir}/output.JOB" ${inference_args} \
                 || { log "Error: decoding failed, see ${_logdir}/inference.*.log"; exit 1; }
             ${python} -m espnet2_ttt.bin.merge_outputs --inputs "${_logdir}"/output.* --output_dir "${_dir}" \

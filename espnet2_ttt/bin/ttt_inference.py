@@ -165,17 +165,24 @@ class TtTInference:
         """Decoding events of one turn (see :mod:`espnet2_ttt.inference.decoder`)."""
         prompt = self.prompt(mode, text, speech_codes, where)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        return self.decoder.stream(prompt, generator, self.forcing(mode, text, where), where)
+        return self.decoder.stream(prompt, generator, self.forcing(mode, text, speech_codes, where), where)
 
-    def forcing(self, mode: str, text: Union[str, Sequence[str], None], where: str = "prompt") -> Optional[Forcing]:
-        """With ``tts_force_text`` in tts mode: the answer's text side is ``text`` (raw, or pieces)
-        in the training layout and its non-final spans have ``tts_span_len`` codes; else None."""
+    def forcing(
+        self, mode: str, text: Union[str, Sequence[str], None], speech_codes: Optional[Sequence[int]] = None,
+        where: str = "prompt",
+    ) -> Optional[Forcing]:
+        """Known parts of the answer in the training layout (``layout_chunk_len`` / ``layout_span_len``):
+        with ``tts_force_text`` in tts mode its text side is ``text`` (raw, or pieces) and its
+        non-final spans have ``layout_span_len`` codes; with ``asr_force_audio`` in asr mode its
+        spans are ``speech_codes``; else None."""
         cfg = self.decoder.config
+        if mode == "asr" and cfg.asr_force_audio:
+            return Forcing(spoken_codes=[int(c) for c in speech_codes], spoken_span_len=cfg.layout_span_len)
         if mode != "tts" or not cfg.tts_force_text:
             return None
         pieces = self.text_tokenizer.encode(text) if isinstance(text, str) else list(text or [])
-        tokens, non_final_spans = spoken_text_layout(pieces, cfg.tts_chunk_len)
-        return Forcing(self.vocab.tokens_to_ids(tokens, where), [cfg.tts_span_len] * non_final_spans)
+        tokens, non_final_spans = spoken_text_layout(pieces, cfg.layout_chunk_len)
+        return Forcing(self.vocab.tokens_to_ids(tokens, where), [cfg.layout_span_len] * non_final_spans)
 
     def __call__(
         self,

@@ -57,10 +57,14 @@ class DecodeConfig:
     ``maxlenratio`` (as ESPnet's ASR decoding): when > 0 and the prompt holds audio codes,
     the turn stops after ``max(1, int(maxlenratio * prompt audio codes))`` AR tokens
     (stop reason "maxlenratio"); audio codes do not count.  0 = no such bound.
-    ``tts_force_text`` (read by :class:`~espnet2_ttt.bin.ttt_inference.TtTInference`): in tts
-    mode the answer's text side is the input text in the training layout, chunks of
-    ``tts_chunk_len`` tokens with non-final spans of ``tts_span_len`` codes
+    Forcing options, read by :class:`~espnet2_ttt.bin.ttt_inference.TtTInference`; the training
+    layout is chunks of ``layout_chunk_len`` text tokens and non-final spans of
+    ``layout_span_len`` codes (:func:`~espnet2_ttt.sequence_builder.interleave`):
+    ``tts_force_text``: in tts mode the answer's text side is the input text in that layout
     (:func:`~espnet2_ttt.sequence_builder.spoken_text_layout`); only the audio is generated.
+    ``asr_force_audio``: in asr mode the answer's spans are the input speech in that layout
+    (:attr:`Forcing.spoken_codes`), which the ASR answer re-speaks in training; only the text is
+    generated, and no span is diffused.
     """
 
     max_new_tokens: int = 2048
@@ -79,8 +83,9 @@ class DecodeConfig:
     maxlenratio: float = 0.0
     use_cache: bool = True
     tts_force_text: bool = False
-    tts_chunk_len: int = CHUNK_LEN
-    tts_span_len: int = SPAN_LEN
+    asr_force_audio: bool = False
+    layout_chunk_len: int = CHUNK_LEN
+    layout_span_len: int = SPAN_LEN
 
     def __post_init__(self):
         if self.steps_per_block is None:
@@ -90,8 +95,8 @@ class DecodeConfig:
             raise ValueError(f"remasking must be 'low_confidence' or 'random', got {self.remasking!r}")
         if self.cfg_uncond not in CFG_UNCOND_INPUTS:
             raise ValueError(f"cfg_uncond must be one of {CFG_UNCOND_INPUTS}, got {self.cfg_uncond!r}")
-        if min(self.max_new_tokens, self.max_span_length, self.tts_chunk_len, self.tts_span_len) < 1:
-            raise ValueError("max_new_tokens, max_span_length, tts_chunk_len and tts_span_len must be >= 1")
+        if min(self.max_new_tokens, self.max_span_length, self.layout_chunk_len, self.layout_span_len) < 1:
+            raise ValueError("max_new_tokens, max_span_length, layout_chunk_len and layout_span_len must be >= 1")
         if self.min_text_tokens_after_audio < 0 or self.maxlenratio < 0:
             raise ValueError("min_text_tokens_after_audio and maxlenratio must be >= 0")
         if self.cfg_scale < 0 or self.diffusion_temperature < 0 or self.ar_temperature < 0 or self.top_k < 0:
@@ -107,10 +112,23 @@ class Forcing:
     ``text_ids``: the first AR tokens are these instead of samples (the forward still runs).
     ``span_lengths``: span i writes exactly ``span_lengths[i]`` codes then its EOA (the
     logits of the other choices are set to -inf); spans beyond the list are free.
+    ``spoken_codes``: the answer re-speaks this known audio (ASR: the input speech, as the
+    training layout does), so its spans are written, not diffused: one opened by
+    ``<|begin_of_audio|>`` holds the next ``spoken_span_len`` codes, one opened by
+    ``<|begin_of_quad|>`` all that remain.  As in training, AR may open a non-final span only
+    while more than ``spoken_span_len`` codes remain and a final one while any remain.
     """
 
     text_ids: Sequence[int] = ()
     span_lengths: Sequence[int] = ()
+    spoken_codes: Optional[Sequence[int]] = None
+    spoken_span_len: int = SPAN_LEN
+
+    def __post_init__(self):
+        if self.spoken_codes is not None and self.span_lengths:
+            raise ValueError("Forcing: spoken_codes writes every span; span_lengths cannot be given with it")
+        if self.spoken_span_len < 1:
+            raise ValueError(f"Forcing: spoken_span_len must be >= 1, got {self.spoken_span_len}")
 
 
 @dataclass
@@ -249,6 +267,7 @@ class TtTDecoder:
         no_end_for = 0  # AR tokens before <|im_end|> is allowed again (min_text_tokens_after_audio)
         ar_budget = self._ar_budget(seq)
         ar_written = 0
+        spoken_next = 0  # next of forcing.spoken_codes to write
         while len(seq) < limit:
             with clock.phase(phase):
                 logits = runner.next_token_logits(seq)
@@ -257,6 +276,12 @@ class TtTDecoder:
                     logits = logits.masked_fill(~self.text_allowed, -torch.inf)
                     if no_end_for > 0:
                         logits[vocab.im_end_id] = -torch.inf
+                    if forcing.spoken_codes is not None:
+                        left = len(forcing.spoken_codes) - spoken_next
+                        if left <= forcing.spoken_span_len:
+                            logits[vocab.soa_id] = -torch.inf
+                        if left == 0:
+                            logits[vocab.soa_last_id] = -torch.inf
                     tok = sample_text(logits, cfg.ar_temperature, cfg.top_k, cfg.top_p, generator)
             seq = torch.cat([seq, seq.new_tensor([tok])])
             generated.append(tok)
@@ -270,9 +295,16 @@ class TtTDecoder:
                 stop_reason = "maxlenratio"
                 break
             if tok in self.eoa_of_soa:
-                forced_len = forcing.span_lengths[len(spans)] if len(spans) < len(forcing.span_lengths) else None
                 spans.append([])
-                for event in self._span(runner, seq, tok, limit, generator, clock, len(spans) - 1, forced_len):
+                if forcing.spoken_codes is not None:
+                    n = forcing.spoken_span_len if tok == vocab.soa_id else len(forcing.spoken_codes) - spoken_next
+                    codes = forcing.spoken_codes[spoken_next : spoken_next + n]
+                    spoken_next += n
+                    events = self._written_span(seq, tok, codes, limit, clock, len(spans) - 1)
+                else:
+                    forced_len = forcing.span_lengths[len(spans) - 1] if len(spans) <= len(forcing.span_lengths) else None
+                    events = self._span(runner, seq, tok, limit, generator, clock, len(spans) - 1, forced_len)
+                for event in events:
                     if isinstance(event, AudioEvent):
                         ttfa = event.time_s if ttfa is None else ttfa
                         spans[-1].extend(event.codes)
@@ -352,6 +384,14 @@ class TtTDecoder:
             + ("closing it with " + vocab.token_list[closing[0]] if closing else "the turn ends")
         )
         yield SpanEndEvent(closing, clock.now(), span_index, len(span), True)
+
+    def _written_span(self, seq, soa, codes, limit, clock, span_index) -> Iterator[DecodeEvent]:
+        """The span opened by ``soa`` holds the known ``codes``, then its EOA (cut at ``limit``)."""
+        codes = list(codes)[: limit - len(seq)]
+        ids = self.vocab.code_to_id(torch.as_tensor(codes, dtype=torch.long)).tolist()
+        closed = len(seq) + len(ids) < limit
+        yield AudioEvent(ids + [self.eoa_of_soa[soa]] * closed, clock.now(), codes, span_index)
+        yield SpanEndEvent([], clock.now(), span_index, len(codes), not closed)
 
     def _span_settled(self, block: torch.Tensor) -> bool:
         """True when ``block`` [Bk] holds a committed end-of-span marker with no ``[M]`` before
