@@ -177,6 +177,17 @@ def test_split_scp_sizes_differ_by_at_most_one(tmp_path):
     assert result.stdout.splitlines() == parts[1]
 
 
+def test_split_scp_interleave_deals_lines_round_robin(tmp_path):
+    lines = [f"u{i} x" for i in range(7)]
+    (tmp_path / "in.scp").write_text("\n".join(lines) + "\n")
+    assert run("split_scp.pl --interleave in.scp a b c", tmp_path).returncode == 0
+    assert [(tmp_path / n).read_text().splitlines() for n in "abc"] == [
+        ["u0 x", "u3 x", "u6 x"], ["u1 x", "u4 x"], ["u2 x", "u5 x"]]
+    assert run("split_scp.pl --interleave -j 3 2 in.scp", tmp_path).stdout == "u2 x\nu5 x\n"
+    result = run("split_scp.pl --interleave --utt2spk=in.scp in.scp a b", tmp_path)
+    assert result.returncode != 0 and "exclude each other" in result.stderr
+
+
 def test_split_scp_keeps_speakers_together():
     sizes = {"A": 3, "B": 1, "C": 2, "D": 4}
     lines = [f"{spk}-{i}" for spk, n in sizes.items() for i in range(n)]

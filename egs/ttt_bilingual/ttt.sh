@@ -299,7 +299,7 @@ if run_stage 10; then
             _split=""; for n in $(seq "${_nj}"); do _split+=" ${_logdir}/keys.${n}.scp"; done
             rm -rf "${_logdir}"/output.*   # outputs of an earlier run with another nj
             # shellcheck disable=SC2086
-            "${utils}/split_scp.pl" "${_in}/keys" ${_split}
+            "${utils}/split_scp.pl" --interleave "${_in}/keys" ${_split}
             _data=""
             [ -f "${_in}/codes" ] && _data+=" --data_path_and_name_and_type ${_in}/codes,speech_codes,text_int"
             [ -f "${_in}/text" ] && _data+=" --data_path_and_name_and_type ${_in}/text,text,text"
@@ -353,7 +353,7 @@ if run_stage 11; then
                 rm -rf "${_logdir}/${backend}".*   # outputs of an earlier run with another nj
                 _split=""; for n in $(seq "${_nj}"); do _split+=" ${_keys}.${n}.scp"; mkdir -p "${_logdir}/${backend}.${n}"; done
                 # shellcheck disable=SC2086
-                "${utils}/split_scp.pl" "${_keys}" ${_split}
+                "${utils}/split_scp.pl" --interleave "${_keys}" ${_split}
                 # shellcheck disable=SC2046,SC2086
                 ${train_cmd} JOB=1:"${_nj}" "${_logdir}/transcribe_${backend}.JOB.log" \
                     ${python} -m espnet2_ttt.bin.transcribe --backend "${backend}" --wav_scp "${_keys}.JOB.scp" \

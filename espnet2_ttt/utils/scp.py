@@ -32,13 +32,7 @@ def split_into_chunks(
     at the speaker boundaries closest to an even split by line count.
     """
     groups = _group_lines(lines, utt2spk, name) if utt2spk is not None else [[x] for x in lines]
-    unit = "speakers" if utt2spk is not None else "lines"
-    if num_chunks < 1:
-        raise TableError(f"number of parts must be at least 1, got {num_chunks}")
-    if num_chunks > len(groups):
-        raise TableError(
-            f"cannot split {len(groups)} {unit} of {name} into {num_chunks} parts"
-        )
+    _check_num_chunks(len(groups), num_chunks, "speakers" if utt2spk is not None else "lines", name)
     ends = [0]  # cumulative line count after each group
     for group in groups:
         ends.append(ends[-1] + len(group))
@@ -55,6 +49,23 @@ def split_into_chunks(
         [line for group in groups[start:stop] for line in group]
         for start, stop in zip(boundaries[:-1], boundaries[1:])
     ]
+
+
+def deal_into_chunks(lines: Sequence[str], num_chunks: int, name: str = "input") -> List[List[str]]:
+    """Line i goes to chunk i mod ``num_chunks`` (order kept within a chunk).
+
+    Balances parallel jobs when the cost per line drifts along the file (e.g. a key list
+    sorted by speaker, whose languages differ in length); job outputs are merged by key.
+    """
+    _check_num_chunks(len(lines), num_chunks, "lines", name)
+    return [list(lines[k::num_chunks]) for k in range(num_chunks)]
+
+
+def _check_num_chunks(num_units: int, num_chunks: int, unit: str, name: str) -> None:
+    if num_chunks < 1:
+        raise TableError(f"number of parts must be at least 1, got {num_chunks}")
+    if num_chunks > num_units:
+        raise TableError(f"cannot split {num_units} {unit} of {name} into {num_chunks} parts")
 
 
 def _group_lines(lines: Sequence[str], utt2spk: Dict[str, str], name: str) -> List[List[str]]:
@@ -135,6 +146,9 @@ def split_scp_main(argv: Sequence[str]) -> None:
     )
     parser.add_argument("--utt2spk", metavar="FILE",
                         help="keep all utterances of a speaker in the same part")
+    parser.add_argument("--interleave", action="store_true",
+                        help="deal the lines round-robin (line i -> part i mod N) instead of "
+                        "contiguous parts: balances jobs whose cost drifts along the file")
     parser.add_argument("-j", nargs=2, type=int, metavar=("N", "K"),
                         help="write only part K (0-based) of N to stdout")
     parser.add_argument("scp")
@@ -148,8 +162,13 @@ def split_scp_main(argv: Sequence[str]) -> None:
         parser.error("give at least one output file (or -j N K)")
     else:
         num_chunks = len(args.outputs)
-    utt2spk = _read_utt2spk(args.utt2spk) if args.utt2spk else None
-    chunks = split_into_chunks(read_lines(args.scp), num_chunks, utt2spk, name=args.scp)
+    if args.interleave and args.utt2spk:
+        parser.error("--interleave and --utt2spk exclude each other")
+    if args.interleave:
+        chunks = deal_into_chunks(read_lines(args.scp), num_chunks, name=args.scp)
+    else:
+        utt2spk = _read_utt2spk(args.utt2spk) if args.utt2spk else None
+        chunks = split_into_chunks(read_lines(args.scp), num_chunks, utt2spk, name=args.scp)
     if args.j is not None:
         write_stdout(chunks[index])
     else:
