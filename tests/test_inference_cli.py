@@ -113,6 +113,11 @@ def test_text_input_tts_mode_and_waveforms(model_dir, inputs, tmp_path):
         wav, sr = soundfile.read(path)
         expected = [int(c) / 100 for c in codes[utt].split() for _ in range(4)]
         assert sr == 8000 and np.allclose(wav, expected, atol=1e-4)
+    run_cli(model_dir, inputs, tmp_path / "no_wav", "--mode", "tts", "--text_is_pieces", "true",
+            "--data_path_and_name_and_type", f"{inputs / 'text'},text,text", "--speech_tokenizer_dir", str(tok_dir),
+            "--write_wav", "false")
+    assert sorted(p.name for p in (tmp_path / "no_wav").iterdir()) == ["audio_codes", "text", "token"]
+    assert read_kaldi(tmp_path / "no_wav" / "audio_codes") == codes
 
 
 @pytest.mark.filterwarnings("ignore:Expanding a local model")

@@ -297,16 +297,18 @@ if run_stage 10; then
             mkdir -p "${_logdir}"
             _nj=$(min "${inference_nj}" "$(wc -l < "${_in}/keys")")
             _split=""; for n in $(seq "${_nj}"); do _split+=" ${_logdir}/keys.${n}.scp"; done
-            rm -rf "${_logdir}"/output.*   # outputs of an earlier run with another nj
+            rm -rf "${_logdir}"/output.* "${_dir}/wav.scp"   # outputs of an earlier run
             # shellcheck disable=SC2086
             "${utils}/split_scp.pl" --interleave "${_in}/keys" ${_split}
-            _data=""
-            [ -f "${_in}/codes" ] && _data+=" --data_path_and_name_and_type ${_in}/codes,speech_codes,text_int"
-            [ -f "${_in}/text" ] && _data+=" --data_path_and_name_and_type ${_in}/text,text,text"
+            _mode=$(cat "${_in}/mode"); _args=""
+            [ -f "${_in}/codes" ] && _args+=" --data_path_and_name_and_type ${_in}/codes,speech_codes,text_int"
+            [ -f "${_in}/text" ] && _args+=" --data_path_and_name_and_type ${_in}/text,text,text"
+            # asr: the answer's audio re-speaks the input and stage 11 does not transcribe it: no wavs
+            [ "${_mode}" = asr ] && _args+=" --write_wav false"
             # shellcheck disable=SC2086
             ${decode_cmd} JOB=1:"${_nj}" "${_logdir}/inference.JOB.log" \
                 ${python} -m espnet2_ttt.bin.ttt_inference --ngpu "${_ngpu_inference}" --seed "${seed}" \
-                --mode "$(cat "${_in}/mode")" --config "${inference_config}" ${_data} \
+                --mode "${_mode}" --config "${inference_config}" ${_args} \
                 --key_file "${_logdir}/keys.JOB.scp" --train_config "${ttt_exp}/config.yaml" \
                 --model_file "${ttt_exp}/${inference_model}" --speech_tokenizer_dir "${speech_tokenizer_dir}" \
                 --layout_chunk_len "${chunk_len}" --layout_span_len "${span_len}" \

@@ -7,8 +7,9 @@ CLI inputs (``--data_path_and_name_and_type PATH,NAME,TYPE``, Kaldi-style ``utt_
 pieces with ``--text_is_pieces true``).  Outputs in ``--output_dir``, each written to a
 temporary file renamed only when the whole job succeeded: ``text`` (decoded text),
 ``token`` (every generated token string), ``audio_codes`` (``utt_id c1 c2 ...``) and, with
-a speech tokenizer, ``wav.scp`` + ``wav/<utt_id>.wav`` (each wav is itself written atomically;
-the wavs of a failed job's finished utterances stay, unlisted).
+a speech tokenizer and ``--write_wav true`` (the default), ``wav.scp`` + ``wav/<utt_id>.wav``
+(each wav is itself written atomically; the wavs of a failed job's finished utterances stay,
+unlisted).
 
 Every utterance decodes with its own generator seeded from ``(--seed, utt_id)``, so the
 output does not depend on how a key file is split into parallel jobs.
@@ -191,21 +192,22 @@ class TtTInference:
         speech_codes: Optional[Sequence[int]] = None,
         seed: int = 0,
         where: str = "prompt",
+        synthesize: bool = True,
     ) -> TtTOutput:
         for event in self.stream(mode, text, speech_codes, seed, where):
             if isinstance(event, TurnEndEvent):
-                return self.output(event.result)
+                return self.output(event.result, synthesize)
         raise AssertionError("decoding ended without a TurnEndEvent")
 
-    def output(self, result: DecodeResult) -> TtTOutput:
-        """Text, tokens, codes (and waveform) of a decoded turn."""
+    def output(self, result: DecodeResult, synthesize: bool = True) -> TtTOutput:
+        """Text, tokens, codes (and, with ``synthesize`` and a speech tokenizer, the waveform) of a decoded turn."""
         vocab = self.vocab
         tokens = vocab.ids_to_tokens(result.token_ids)
         specials = {vocab.soa_id, vocab.soa_last_id, vocab.im_end_id}
         pieces = [t for i, t in zip(result.token_ids, tokens) if not vocab.audio_side_table[i] and i not in specials]
         text = self.text_tokenizer.decode(pieces) if self.bpemodel else " ".join(pieces)
         out = TtTOutput(text, tokens, result.audio_codes, result)
-        if result.audio_codes and self.speech_tokenizer is not None:
+        if synthesize and result.audio_codes and self.speech_tokenizer is not None:
             out.wav, out.sample_rate = self.speech_tokenizer.decode(np.asarray(result.audio_codes, dtype=np.int64))
         return out
 
@@ -251,6 +253,7 @@ def inference(
     text_is_pieces: bool,
     bpemodel: Optional[str],
     speech_tokenizer_dir: Optional[str],
+    write_wav: bool,
     **decode_conf,
 ) -> None:
     if batch_size != 1:
@@ -278,12 +281,12 @@ def inference(
             return f
 
         files = {name: open_atomic(name) for name in ("text", "token", "audio_codes")}
-        wav_scp = open_atomic("wav.scp") if ttt.speech_tokenizer is not None else None
+        wav_scp = open_atomic("wav.scp") if write_wav and ttt.speech_tokenizer is not None else None
         for utt, data in inputs.items():
             text = data.get("text")
             if text is not None and text_is_pieces:
                 text = text.split()
-            o = ttt(mode, text, data.get("speech_codes"), utterance_seed(seed, utt), where=f"utterance {utt}")
+            o = ttt(mode, text, data.get("speech_codes"), utterance_seed(seed, utt), f"utterance {utt}", write_wav)
             r = o.result
             logging.info(
                 f"{utt}: {len(r.token_ids)} tokens, {len(r.spans)} spans, {len(o.audio_codes)} codes, "
@@ -325,6 +328,8 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--model_tag", type=str_or_none, help="packed model or tag (overrides the two above)")
     group.add_argument("--bpemodel", type=str_or_none, help="default: the training config's")
     group.add_argument("--speech_tokenizer_dir", type=str_or_none, help="default: the training config's")
+    group.add_argument("--write_wav", type=str2bool, default=True,
+                       help="synthesise the audio codes into wav/ + wav.scp (needs a speech tokenizer)")
     group = parser.add_argument_group("Decoding related (DecodeConfig)")
     choices = {"remasking": ("low_confidence", "random"), "cfg_uncond": CFG_UNCOND_INPUTS}
     for f in dataclasses.fields(DecodeConfig):
