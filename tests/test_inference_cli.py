@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from espnet2_ttt.bin.ttt_inference import TtTInference, get_parser, main as ttt_inference, utterance_seed
+from espnet2_ttt.bin.ttt_inference import TtTInference, decode_options, main as ttt_inference, utterance_seed
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.speech import PrecomputedTokenizer
 
@@ -193,11 +193,26 @@ def test_bad_setups(model_dir, inputs, tmp_path):
 
 
 def test_decode_yaml_sets_the_paper_settings():
-    args = get_parser().parse_args(["--config", str(ROOT / "conf" / "decode.yaml"), "--output_dir", "x",
-                                    "--data_path_and_name_and_type", "a,text,text", "--top_k", "5"])
-    conf = DecodeConfig(**{k: v for k, v in vars(args).items() if k in DecodeConfig.__dataclass_fields__})
+    options = decode_options(str(ROOT / "conf" / "decode.yaml"), ["--top_k", "5"])
+    conf = DecodeConfig(**options)
     assert (conf.block_length, conf.steps_per_block, conf.max_span_length, conf.cfg_scale) == (32, 10, 640, 0.1)
     assert (conf.top_k, conf.top_p, conf.cfg_uncond) == (5, 0.95, "official")  # the command line wins
+    assert decode_options(None, ["--cfg_scale", "0.5"]) == {"cfg_scale": 0.5}  # unset options are absent
+
+
+def test_packed_decode_options_are_the_model_defaults(model_dir, tmp_path):
+    """pack_ttt resolves --inference_config + --inference_args into the archive's decode.yaml;
+    from_pretrained decodes with it, and its own keyword arguments win."""
+    from espnet2_ttt.bin.pack import pack_ttt
+
+    (tmp_path / "decode.yaml").write_text("block_length: 8\nsteps_per_block: 2\nlayout_span_len: 26\n")
+    zip_path = tmp_path / "model.zip"
+    pack_ttt(str(model_dir / "config.yaml"), str(model_dir / "valid.loss.best.pth"), str(zip_path),
+             inference_config=str(tmp_path / "decode.yaml"), inference_args=["--layout_span_len", "5"])
+    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), max_new_tokens=30)
+    conf = packed.decoder.config
+    assert (conf.block_length, conf.steps_per_block, conf.layout_span_len, conf.max_new_tokens) == (8, 2, 5, 30)
+    assert conf.cfg_scale == DecodeConfig().cfg_scale  # neither packed nor given: the default
 
 
 def test_text_forced_tts_writes_the_input_text_in_the_training_layout(model_dir):

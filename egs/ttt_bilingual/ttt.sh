@@ -152,6 +152,9 @@ fi
 [ -z "${inference_tag}" ] && inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -z "${decode_dir}" ] && decode_dir="${ttt_exp}/${inference_tag}"
 results_dir=$(dirname "${decode_dir}")
+# the decode options of stages 10 and 13 (packed as the model's decode.yaml): the inference
+# config, the stage-6 layout that forced decoding follows, then --inference_args
+decode_args="--layout_chunk_len ${chunk_len} --layout_span_len ${span_len} ${inference_args}"
 [ -z "${asr_exp}" ] && asr_exp="${expdir}/asr_independent"
 given_tokenizer=false
 [ -n "${speech_tokenizer_dir}" ] && given_tokenizer=true
@@ -311,8 +314,7 @@ if run_stage 10; then
                 --mode "${_mode}" --config "${inference_config}" ${_args} \
                 --key_file "${_logdir}/keys.JOB.scp" --train_config "${ttt_exp}/config.yaml" \
                 --model_file "${ttt_exp}/${inference_model}" --speech_tokenizer_dir "${speech_tokenizer_dir}" \
-                --layout_chunk_len "${chunk_len}" --layout_span_len "${span_len}" \
-                --output_dir "${_logdir}/output.JOB" ${inference_args} \
+                --output_dir "${_logdir}/output.JOB" ${decode_args} \
                 || { log "Error: decoding failed, see ${_logdir}/inference.*.log"; exit 1; }
             ${python} -m espnet2_ttt.bin.merge_outputs --inputs "${_logdir}"/output.* --output_dir "${_dir}" \
                 --files text token audio_codes wav.scp
@@ -389,7 +391,8 @@ if run_stage 13; then
     # shellcheck disable=SC2086
     ${python} -m espnet2_ttt.bin.pack --train_config "${ttt_exp}/config.yaml" \
         --model_file "${ttt_exp}/${inference_model}" --speech_tokenizer_dir "${speech_tokenizer_dir}" \
-        --bpemodel "${bpemodel}" --results "${results_dir}/RESULTS.md" --inference_config "${inference_config}" \
+        --bpemodel "${bpemodel}" --results "${results_dir}/RESULTS.md" \
+        --inference_config "${inference_config}" --inference_args "${decode_args}" \
         --outpath "${packed_model}" --hf_dir "${ttt_exp}/hf_upload" --run_args "${run_args}" ${_push}
     stage_done 13
 fi

@@ -3,13 +3,16 @@
 
     python -m espnet2_ttt.bin.pack --train_config exp/ttt/config.yaml --model_file exp/ttt/valid.acc.ave.pth \
         [--speech_tokenizer_dir exp/speech_tokenizer] [--bpemodel data/spm/bpe.model] \
-        [--inference_config conf/decode_ttt.yaml] [--results exp/ttt/RESULTS.md] --outpath exp/ttt/packed.zip \
+        [--inference_config conf/decode_ttt.yaml [--inference_args "--layout_span_len 26"]] \
+        [--results exp/ttt/RESULTS.md] --outpath exp/ttt/packed.zip \
         [--hf_dir exp/ttt/hf_upload [--hf_repo user/name]]
 
 Files are stored under fixed names in ``ttt/`` wherever they came from, and the packed
 ``config.yaml`` names them there, so ``pack_funcs.unpack`` (and so ``espnet_model_zoo``'s
 ``ModelDownloader``) points it at the unpacked copies.  Keys in ``meta.yaml``:
-``ttt_train_config``, ``ttt_model_file``, ``ttt_inference_config``, ``bpemodel`` (``ttt/bpe.model``, or
+``ttt_train_config``, ``ttt_model_file``, ``ttt_inference_config`` (the decode options that
+``--inference_config`` + ``--inference_args`` set, resolved as ``ttt_inference`` reads them, so
+the archive holds the options the model was evaluated with), ``bpemodel`` (``ttt/bpe.model``, or
 ``ttt/text_tokenizer/`` for a pretrained backbone's tokenizer directory), ``speech_tokenizer_dir``.
 A pretrained (``hf_causal_lm``) backbone needs no further file: config.yaml holds its ``hf_config``.  The archive is written to a
 temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` is given.
@@ -17,14 +20,17 @@ temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` 
 import argparse
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import yaml
 from espnet2.main_funcs.pack_funcs import pack
+
+from espnet2_ttt.bin.ttt_inference import decode_options
 
 MODEL_CARD = """---
 tags:
@@ -76,6 +82,7 @@ def pack_ttt(
     bpemodel: Optional[str] = None,
     inference_config: Optional[str] = None,
     options=(),
+    inference_args: Sequence[str] = (),
 ) -> None:
     """Stage every file under a fixed name in ``ttt/`` (the training config rewritten to
     point at them), pack from there, and rename the archive into place."""
@@ -87,10 +94,10 @@ def pack_ttt(
         "bpemodel": (text_tokenizer, "ttt/text_tokenizer" if text_tokenizer and os.path.isdir(text_tokenizer)
                      else "ttt/bpe.model"),
         "speech_tokenizer_dir": (speech_tokenizer_dir or config.get("speech_tokenizer_dir"), "ttt/speech_tokenizer"),
-        "ttt_inference_config": (inference_config, "ttt/decode.yaml"),
     }
     sources = {k: v for k, v in sources.items() if v[0]}
-    missing = [p for p, _ in [*sources.values(), *((o, None) for o in options)] if not os.path.exists(p)]
+    files = [p for p, _ in sources.values()] + list(options) + ([inference_config] if inference_config else [])
+    missing = [p for p in files if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"cannot pack, missing: {missing}")
     outpath = os.path.abspath(outpath)
@@ -104,16 +111,19 @@ def pack_ttt(
                       speech_tokenizer_dir=sources.get("speech_tokenizer_dir", (None, None))[1])
         with open(os.path.join(stage, "ttt", "config.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
+        yaml_files = {"ttt_train_config": "ttt/config.yaml"}
+        if inference_config or inference_args:
+            yaml_files["ttt_inference_config"] = "ttt/decode.yaml"
+            with open(os.path.join(stage, "ttt", "decode.yaml"), "w", encoding="utf-8") as f:
+                yaml.safe_dump(decode_options(inference_config, inference_args), f, sort_keys=False)
         for o in options:
             shutil.copyfile(o, os.path.join(stage, "ttt", os.path.basename(o)))
-        yaml_keys = {"ttt_inference_config"}
         cwd = os.getcwd()
         os.chdir(stage)
         try:
             pack(
-                files={k: name for k, (_, name) in sources.items() if k not in yaml_keys},
-                yaml_files={"ttt_train_config": "ttt/config.yaml",
-                            **{k: name for k, (_, name) in sources.items() if k in yaml_keys}},
+                files={k: name for k, (_, name) in sources.items()},
+                yaml_files=yaml_files,
                 option=[os.path.join("ttt", os.path.basename(o)) for o in options],
                 outpath=tmp_out,
             )
@@ -147,7 +157,8 @@ def main(cmd=None):
     parser.add_argument("--outpath", required=True, help="archive to write (.zip or .tar.gz)")
     parser.add_argument("--speech_tokenizer_dir", default=None, help="default: the training config's")
     parser.add_argument("--bpemodel", default=None, help="default: the training config's")
-    parser.add_argument("--inference_config", default=None)
+    parser.add_argument("--inference_config", default=None, help="decode yaml (ttt_inference --config)")
+    parser.add_argument("--inference_args", default="", help="ttt_inference decode options that win over it")
     parser.add_argument("--results", default=None, help="RESULTS.md to ship and to show in the model card")
     parser.add_argument("--option", action="append", default=[], help="any other file to ship")
     parser.add_argument("--hf_dir", default=None, help="also lay out a Hugging Face upload folder here")
@@ -157,7 +168,7 @@ def main(cmd=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     options = list(args.option) + ([args.results] if args.results and os.path.exists(args.results) else [])
     pack_ttt(args.train_config, args.model_file, args.outpath, args.speech_tokenizer_dir, args.bpemodel,
-             args.inference_config, options)
+             args.inference_config, options, shlex.split(args.inference_args))
     if args.hf_dir:
         make_hf_folder(args.outpath, args.hf_dir, args.train_config, args.results, args.run_args,
                        args.hf_repo or args.outpath)

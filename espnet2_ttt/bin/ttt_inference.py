@@ -28,6 +28,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import numpy as np
 import soundfile
 import torch
+import yaml
 from espnet.utils.cli_utils import get_commandline_args
 from espnet2.fileio.read_text import read_2columns_text
 from espnet2.utils import config_argparse
@@ -101,7 +102,8 @@ class TtTInference:
         """A packed model (zip/tar path) or a model tag, unpacked by espnet_model_zoo.
 
         The archive's meta.yaml keys: ``ttt_train_config``, ``ttt_model_file`` and optionally
-        ``speech_tokenizer_dir``.
+        ``speech_tokenizer_dir``, ``bpemodel`` and ``ttt_inference_config`` (the decode options
+        the model was evaluated with: defaults here, ``kwargs`` win).
         """
         from espnet_model_zoo.downloader import ModelDownloader
 
@@ -112,6 +114,9 @@ class TtTInference:
         for key in ("speech_tokenizer_dir", "bpemodel"):  # directories: unpack does not rewrite them in the yaml
             if kwargs.get(key) is None:
                 kwargs[key] = files.get(key)
+        if "ttt_inference_config" in files:
+            with open(files["ttt_inference_config"], encoding="utf-8") as f:
+                kwargs = {**(yaml.safe_load(f) or {}), **kwargs}
         return cls(files["ttt_train_config"], files["ttt_model_file"], **kwargs)
 
     # ------------------------------------------------------------------ tokenizers (lazy)
@@ -260,6 +265,7 @@ def inference(
         raise NotImplementedError("batch decoding is not implemented: use --batch_size 1")
     if ngpu > 1:
         raise NotImplementedError("one GPU per job: split the key file for more")
+    decode_conf = {k: v for k, v in decode_conf.items() if v is not None}  # unset: the model's / DecodeConfig's
     common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, bpemodel=bpemodel,
                   speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
     if model_tag is not None:
@@ -330,13 +336,23 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--speech_tokenizer_dir", type=str_or_none, help="default: the training config's")
     group.add_argument("--write_wav", type=str2bool, default=True,
                        help="synthesise the audio codes into wav/ + wav.scp (needs a speech tokenizer)")
-    group = parser.add_argument_group("Decoding related (DecodeConfig)")
+    group = parser.add_argument_group(
+        "Decoding related (DecodeConfig; unset: a packed model's decode.yaml, else DecodeConfig's default)")
     choices = {"remasking": ("low_confidence", "random"), "cfg_uncond": CFG_UNCOND_INPUTS}
     for f in dataclasses.fields(DecodeConfig):
         kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
-        group.add_argument(f"--{f.name}", type=kind, default=f.default, choices=choices.get(f.name),
-                           help="see espnet2_ttt.inference.DecodeConfig")
+        group.add_argument(f"--{f.name}", type=kind, default=None, choices=choices.get(f.name),
+                           help=f"DecodeConfig default: {f.default}")
     return parser
+
+
+def decode_options(config: Optional[str] = None, args: Sequence[str] = ()) -> Dict[str, object]:
+    """The :class:`DecodeConfig` options that an inference ``--config`` yaml plus command-line
+    ``args`` set, read exactly as this CLI reads them (unset options are absent)."""
+    parsed = get_parser().parse_args(
+        [*(["--config", config] if config else []), "--output_dir=unused", "--data_path_and_name_and_type=unused,text,text",
+         *args])
+    return {f.name: getattr(parsed, f.name) for f in dataclasses.fields(DecodeConfig) if getattr(parsed, f.name) is not None}
 
 
 def main(cmd=None):
