@@ -304,6 +304,25 @@ def test_block_stops_once_its_eoa_is_settled(vocab):
     assert unsettled.token_ids == settled.token_ids and unsettled.forwards["diffusion"] == 4
 
 
+def test_a_forced_span_length_ends_the_last_block_at_its_eoa(vocab):
+    """Span forced to 5 codes, blocks of 8: the block is the 5 codes + EOA, no [M] after the EOA
+    (training never shows a span anything after its end marker)."""
+    prompt = prompt_for(vocab, "text")
+    P = len(prompt)
+    lengths = []
+
+    class Recording(ScriptedBackbone):
+        def forward(self, input_ids, *args, **kwargs):
+            lengths.append(input_ids.shape[1])
+            return super().forward(input_ids, *args, **kwargs)
+
+    backbone = Recording(vocab, {}, {P - 1: vocab.soa_id, P + 6: vocab.im_end_id}, vocab.first_code_id)
+    dec = TtTDecoder(backbone, vocab, config(use_cache=False, top_k=0, top_p=1.0, block_length=8, steps_per_block=3))
+    result = dec.decode(prompt, torch.Generator(), Forcing(span_lengths=[5]))
+    assert result.spans == [[0] * 5] and vocab.token_list[result.token_ids[-1]] == "<|im_end|>"
+    assert max(lengths) == P + 7  # prompt + SOA + 5 codes + EOA
+
+
 def test_spoken_codes_are_written_in_the_training_layout(vocab):
     """A model that always wants a non-final span: 30 known codes, spans of 8 -> three spans of 8
     written as they are; with 6 left the non-final SOA is forbidden, so the final span takes

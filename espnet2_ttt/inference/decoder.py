@@ -353,6 +353,8 @@ class TtTDecoder:
         span = seq.new_empty(0)
         while True:
             room = min(cfg.max_span_length - len(span), limit - len(seq) - len(span))
+            if forced_len is not None:  # the last block ends at the forced EOA: no [M] after it (as in training)
+                room = min(room, forced_len + 1 - len(span))
             if room <= 0:
                 break
             block = seq.new_full((min(cfg.block_length, room),), vocab.mask_id)
