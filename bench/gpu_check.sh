@@ -1,14 +1,42 @@
 #!/usr/bin/env bash
-# Prepared device check (run on the lent GPU machine from the repo root; not a test).
-# The GPU image has torch but no espnet: the few pure-python espnet2 modules the model needs
-# travel in .gpu_carry (made by bench/make_gpu_carry.sh); the ESPnet trainer cannot run there.
+# Prepared device check (run on the lent GPU machine from the repo root; not a test, not in CI).
+# Needs .gpu_carry (bench/make_gpu_carry.sh: espnet's wheels, which the GPU image lacks).  For the
+# recipe part, also carry the artefacts of a local run of stages 1-7 of egs/ttt_bilingual
+# (dump, exp/ttt_stats, exp/speech_tokenizer, data/token_list, data/spm: ~20 MB), e.g.
+#   carry=[".gpu_carry", "egs/ttt_bilingual/dump", "egs/ttt_bilingual/exp/ttt_stats",
+#          "egs/ttt_bilingual/exp/speech_tokenizer", "egs/ttt_bilingual/data/token_list", "egs/ttt_bilingual/data/spm"]
+# Parts: CUDA decoder tests; stage 8 with --ngpu 1 and stage 10 with --gpu_inference true (the
+# decode outputs go to $OUT/decode.tgz); the training-step and decoding benchmarks on CUDA.
 set -uo pipefail
-export PYTHONPATH="$PWD/.gpu_carry:$PWD" OMP_NUM_THREADS=2
+root=$PWD; out=${OUT:-/tmp/gpu_check}; mkdir -p "${out}"
+if ! python3 -c "import espnet2" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu_carry/wheels/*.whl \
+        || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
+fi
+export PYTHONPATH="/tmp/site:${root}" PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+echo "== decoder tests (CUDA cases included)"
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_decoder.py 2>&1 | tail -2
+if [ -d egs/ttt_bilingual/dump/seq ]; then
+    # the recipe's path.sh activates tools/venv: here a stand-in that runs the image's python3
+    py=$(command -v python3); mkdir -p tools/venv/bin
+    printf '#!/bin/bash\nexec %s "$@"\n' "${py}" > tools/venv/bin/python; chmod +x tools/venv/bin/python
+    ln -sf python tools/venv/bin/python3
+    echo "export PATH=${root}/tools/venv/bin:\${PATH}" > tools/venv/bin/activate
+    cd egs/ttt_bilingual
+    echo "== recipe stage 8 with --ngpu 1 (conf/train_ttt.yaml, 1000 updates)"
+    timeout 300 ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag gpu_check 2>&1 | grep -v nltk | tail -2
+    grep "4epoch results" exp/ttt_gpu_check/train.log | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]" | paste -sd' '
+    echo "== recipe stage 10 with --gpu_inference true"
+    timeout 150 ./ttt.sh --stage 10 --stop_stage 10 --ttt_tag gpu_check --gpu_inference true --inference_nj 4 2>&1 \
+        | grep -v nltk | tail -1
+    tar czf "${out}/decode.tgz" exp/ttt_gpu_check/train.log exp/ttt_gpu_check/decode_*/test_*/text \
+        exp/ttt_gpu_check/decode_*/test_*/audio_codes exp/stage_times.txt
+    cd "${root}"
+fi
 echo "== train step, CUDA fp32 and bf16 (batch 8 x 1024, d512 x 8)"
 timeout 60 python3 bench/train_step.py --device cuda --batch 8 --length 1024 --d_model 512 --n_layer 8 --n_head 8 --steps 10 --warmup 3 | tail -2
 timeout 60 python3 bench/train_step.py --device cuda --batch 8 --length 1024 --d_model 512 --n_layer 8 --n_head 8 --steps 10 --warmup 3 --bf16 | tail -2
-echo "== decoder tests (CUDA cases included)"
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_decoder.py 2>&1 | tail -2
-echo "== decode bench, CPU 2 threads (d256 x 4)"
-timeout 150 python3 bench/decode.py --repeats 3 2>&1 | tail -40
+echo "== decode bench on CUDA (d256 x 4), then d1024 x 16 and d2048 x 28"
+timeout 150 python3 bench/decode.py --device cuda --repeats 3 2>&1 | tail -40
+timeout 100 python3 bench/decode.py --device cuda --repeats 3 --scaling_only --scaling 1024x16 2048x28 2>&1 | tail -5

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Prepared device check of the pretrained (hf_causal_lm) backbone, run on the lent GPU machine from
-# the repo root after bench/make_gpu_hf_carry.sh (not a test; not run in CI):
+# the repo root after bench/make_gpu_carry.sh (not a test; not run in CI):
 #   bf16 training steps of a tiny random Qwen2 (autocast, then bf16 weights) on CUDA, and CUDA
 #   decoding with the DynamicCache-backed exact cache vs the full recompute (CFG off and on).
 set -uo pipefail
-export PYTHONPATH="$PWD/.gpu_carry/site:$PWD/.gpu_carry:$PWD:$PWD/tests" OMP_NUM_THREADS=2
-if ! python3 -c "import transformers" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --target .gpu_carry/site .gpu_carry/wheels/*.whl \
-        || { echo "cannot install the carried wheels (run bench/make_gpu_hf_carry.sh with PYVER=<GPU python>)"; exit 1; }
+export PYTHONPATH="/tmp/site:$PWD:$PWD/tests" OMP_NUM_THREADS=2
+if ! python3 -c "import espnet2" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu_carry/wheels/*.whl \
+        || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
 fi
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
 echo "== tiny Qwen2: bf16 training steps and cached decoding on CUDA"
