@@ -9,11 +9,8 @@
 # decode outputs go to $OUT/decode.tgz); the training-step and decoding benchmarks on CUDA.
 set -uo pipefail
 root=$PWD; out=${OUT:-/tmp/gpu_check}; mkdir -p "${out}"
-if ! python3 -c "import espnet2" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu_carry/wheels/*.whl \
-        || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
-fi
-export PYTHONPATH="/tmp/site:${root}" PYTHONUNBUFFERED=1
+# shellcheck disable=SC1091
+. bench/gpu_env.sh
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 echo "== decoder tests (CUDA cases included)"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_decoder.py 2>&1 | tail -2

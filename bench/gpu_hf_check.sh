@@ -4,11 +4,9 @@
 #   bf16 training steps of a tiny random Qwen2 (autocast, then bf16 weights) on CUDA, and CUDA
 #   decoding with the DynamicCache-backed exact cache vs the full recompute (CFG off and on).
 set -uo pipefail
-export PYTHONPATH="/tmp/site:$PWD:$PWD/tests" OMP_NUM_THREADS=2
-if ! python3 -c "import espnet2" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu_carry/wheels/*.whl \
-        || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
-fi
+export PYTHONPATH="$PWD/tests" OMP_NUM_THREADS=2
+# shellcheck disable=SC1091
+. bench/gpu_env.sh
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())"
 echo "== tiny Qwen2: bf16 training steps and cached decoding on CUDA"
 timeout 300 python3 bench/hf_gpu_check.py --device cuda --steps 30
