@@ -68,6 +68,7 @@ class AbsBackbone(nn.Module, ABC):
     """What the TtT model and decoder need from a backbone."""
 
     vocab_size: int
+    max_len: int  # longest sequence the backbone accepts
 
     @abstractmethod
     def forward(
