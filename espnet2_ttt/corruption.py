@@ -9,15 +9,6 @@
   span of the last assistant turn after ``k ~ UniformInt[max(floor(0.3 n), 5), floor(0.9 n)]`` of
   its ``n`` codes (only when ``n > 10`` and the bounds are ordered), dropping its end marker and
   everything after it (the turn's ``<|im_end|>`` included).  Not applied to PT data.
-* EOA padding (ours, off by default): per sample, repeat the end marker of the last turn's
-  final span ``r ~ UniformInt[0, eoa_pad_max]`` more times (audio side, maskable like codes).
-  Block-wise decoding shows the final span as a block of ``[M]`` running past the true end;
-  without padding the masked run of a final span always ends at its marker, and the model
-  learns to put the marker at the last ``[M]`` shown: every span then gets the block's length
-  (measured: 93 of 100 final TTS spans at exactly 31 codes with 32-position blocks).  With
-  ``eoa_pad_max = block_length - 1`` every position of the marker inside a block is trained,
-  and the positions after the end learn the marker itself (as LLaDA pads with EOS).  Applied
-  after SST (a truncated span has no marker to repeat); not applied to PT data.
 
 All draws come from the ``generator`` argument (CPU), so a run is reproducible from its seed.
 Shapes: ``ids`` [B, L] long, ``valid`` / masks [B, L] bool, per-sample values [B].
@@ -41,15 +32,12 @@ class CorruptionConfig:
     sst_keep_min: float = 0.3
     sst_keep_max: float = 0.9
     sst_keep_floor: int = 5
-    eoa_pad_max: int = 0  # EOA padding: up to this many extra end markers (0 disables)
 
     def __post_init__(self):
         for name in ("banom_prob", "ppm_prob", "sst_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        if self.eoa_pad_max < 0:
-            raise ValueError(f"eoa_pad_max must be >= 0, got {self.eoa_pad_max}")
         if not 0.0 <= self.eps < 1.0:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
 
@@ -61,20 +49,6 @@ def _uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tenso
 def banom_keeps_clean(cfg: CorruptionConfig, generator: Optional[torch.Generator] = None) -> bool:
     """BANOM: one draw per micro-batch; True -> clean audio, AR loss only."""
     return bool(torch.rand((), generator=generator) < cfg.banom_prob)
-
-
-def _last_final_span(row: torch.Tensor, vocab: TtTVocabulary) -> Optional[Tuple[int, int]]:
-    """(index of ``<|begin_of_quad|>``, number of codes before its end marker) of the last
-    turn's final span in one unpadded chat row; None for PT data, a last turn without a
-    final span, or a span that has no end marker (already truncated)."""
-    if len(row) == 0 or int(row[0]) != vocab.im_start_id:
-        return None
-    starts = torch.nonzero(row == vocab.soa_last_id).flatten()
-    if starts.numel() == 0 or int(starts[-1]) < int(torch.nonzero(row == vocab.im_start_id).flatten()[-1]):
-        return None
-    s = int(starts[-1])
-    ends = torch.nonzero(row[s + 1 :] == vocab.eoa_last_id).flatten()
-    return (s, int(ends[0])) if ends.numel() else None
 
 
 def stochastic_span_truncation(
@@ -89,10 +63,18 @@ def stochastic_span_truncation(
     draw = torch.rand(ids.shape[0], generator=generator)
     frac = torch.rand(ids.shape[0], generator=generator)
     for b in range(ids.shape[0]):
-        span = _last_final_span(ids[b, : int(lengths[b])], vocab)
-        if span is None or draw[b] >= cfg.sst_prob:
-            continue
-        s, n = span
+        n_valid = int(lengths[b])
+        row = ids[b, :n_valid]
+        if n_valid == 0 or int(row[0]) != vocab.im_start_id or draw[b] >= cfg.sst_prob:
+            continue  # PT data (no template) or not drawn
+        starts = torch.nonzero(row == vocab.soa_last_id).flatten()
+        if starts.numel() == 0 or int(starts[-1]) < int(torch.nonzero(row == vocab.im_start_id).flatten()[-1]):
+            continue  # the last turn has no final span
+        s = int(starts[-1])
+        ends = torch.nonzero(row[s + 1 :] == vocab.eoa_last_id).flatten()
+        if ends.numel() == 0:
+            continue  # already truncated
+        n = int(ends[0])  # codes between <|begin_of_quad|> and <|end_of_audio_span_last|>
         if n <= cfg.sst_min_codes:
             continue
         lo = max(int(cfg.sst_keep_min * n), cfg.sst_keep_floor)
@@ -103,35 +85,6 @@ def stochastic_span_truncation(
         lengths[b] = s + 1 + keep
         ids[b, s + 1 + keep :] = vocab.pad_id
     return ids, lengths
-
-
-def end_marker_padding(
-    ids: torch.Tensor,
-    lengths: torch.Tensor,
-    vocab: TtTVocabulary,
-    cfg: CorruptionConfig,
-    max_length: int,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """EOA padding.  [B, L] ids, [B] lengths -> [B, L'] ids, [B] lengths, where the last turn's
-    final-span marker of each chat row is followed by ``r_b`` copies of itself (the rest of the
-    row shifts right; ``<pad>`` after the new length).  ``r_b`` is drawn for every row and
-    lowered where the row would pass ``max_length``."""
-    extra = torch.randint(0, cfg.eoa_pad_max + 1, (ids.shape[0],), generator=generator)
-    extra = torch.minimum(extra, (max_length - lengths.cpu()).clamp(min=0))
-    rows = []
-    for b in range(ids.shape[0]):
-        row = ids[b, : int(lengths[b])]
-        span = _last_final_span(row, vocab)
-        if span is not None:
-            end = span[0] + 1 + span[1]  # index of the end marker
-            row = torch.cat([row[: end + 1], row.new_full((int(extra[b]),), vocab.eoa_last_id), row[end + 1 :]])
-        rows.append(row)
-    new_lengths = torch.tensor([len(r) for r in rows], dtype=lengths.dtype, device=lengths.device)
-    out = ids.new_full((ids.shape[0], max(int(new_lengths.max()), ids.shape[1])), vocab.pad_id)
-    for b, row in enumerate(rows):
-        out[b, : len(row)] = row
-    return out, new_lengths
 
 
 def prefix_preservation(

@@ -9,7 +9,6 @@ from espnet2_ttt.corruption import (
     CorruptionConfig,
     banom_keeps_clean,
     diffusion_corruption,
-    end_marker_padding,
     prefix_preservation,
     stochastic_span_truncation,
 )
@@ -25,8 +24,8 @@ class TtTModel(AbsESPnetModel):
 
     forward(seq [B, L] long, seq_lengths [B]) -> (loss, stats, weight = B).
 
-    Training: SST and EOA padding on the batch, then BANOM decides clean (AR only) or diffusion (PPM,
-    masking, AR + diffusion loss).  Evaluation: no SST/padding/BANOM/PPM; the diffusion loss is
+    Training: SST on the batch, then BANOM decides clean (AR only) or diffusion (PPM,
+    masking, AR + diffusion loss).  Evaluation: no SST/BANOM/PPM; the diffusion loss is
     always computed with draws from a generator re-seeded with ``eval_seed`` whenever the
     model enters eval mode, so validation numbers are deterministic and comparable.
 
@@ -34,7 +33,7 @@ class TtTModel(AbsESPnetModel):
         token_list: the ESPnet token list (see :class:`TtTVocabulary`).
         backbone: a built :class:`AbsBackbone` with ``vocab_size == len(token_list)``.
         ar_weight, diffusion_weight: loss = ar_weight * L_AR + diffusion_weight * L_diff.
-        banom_prob, ppm_prob, sst_prob, eoa_pad_max, eps: see :mod:`espnet2_ttt.corruption` (0 disables).
+        banom_prob, ppm_prob, sst_prob, eps: see :mod:`espnet2_ttt.corruption` (0 disables).
         ar_on_masked_inputs: official behaviour (True) scores the AR target after a masked
             position too; False drops text targets whose input position is [M].
     """
@@ -48,7 +47,6 @@ class TtTModel(AbsESPnetModel):
         banom_prob: float = 0.3,
         ppm_prob: float = 0.3,
         sst_prob: float = 0.5,
-        eoa_pad_max: int = 0,
         eps: float = 1e-3,
         ar_on_masked_inputs: bool = True,
         eval_seed: int = 0,
@@ -59,9 +57,7 @@ class TtTModel(AbsESPnetModel):
             raise ValueError(f"backbone vocab_size {backbone.vocab_size} != token list size {len(self.vocab)}")
         self.backbone = backbone
         self.ar_weight, self.diffusion_weight = ar_weight, diffusion_weight
-        self.corruption = CorruptionConfig(
-            banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eoa_pad_max=eoa_pad_max, eps=eps
-        )
+        self.corruption = CorruptionConfig(banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eps=eps)
         self.ar_on_masked_inputs = ar_on_masked_inputs
         self.eval_seed = eval_seed
         self._eval_generator = torch.Generator().manual_seed(eval_seed)
@@ -78,8 +74,6 @@ class TtTModel(AbsESPnetModel):
         gen = None if self.training else self._eval_generator
         if self.training and self.corruption.sst_prob > 0:
             seq, seq_lengths = stochastic_span_truncation(seq, seq_lengths, self.vocab, self.corruption)
-        if self.training and self.corruption.eoa_pad_max > 0:
-            seq, seq_lengths = end_marker_padding(seq, seq_lengths, self.vocab, self.corruption, self.backbone.max_len)
         L = int(seq_lengths.max())
         seq = seq[:, :L]
         valid = torch.arange(L, device=seq.device)[None, :] < seq_lengths[:, None]

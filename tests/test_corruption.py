@@ -7,12 +7,10 @@ from espnet2_ttt.corruption import (
     CorruptionConfig,
     banom_keeps_clean,
     diffusion_corruption,
-    end_marker_padding,
     prefix_preservation,
     stochastic_span_truncation,
 )
 from espnet2_ttt.mask import span_starts
-from espnet2_ttt.sequence import supervised_mask
 
 from helpers import chat_sequence, tiny_vocab
 
@@ -92,45 +90,6 @@ def test_sst_leaves_short_spans_and_plain_text_alone():
     ids, lengths = _batch(v, [short, pt])
     new_ids, new_len = stochastic_span_truncation(ids, lengths, v, CorruptionConfig(sst_prob=1.0))
     assert torch.equal(new_ids, ids) and torch.equal(new_len, lengths)
-
-
-def test_end_marker_padding_repeats_the_final_marker_uniformly():
-    v = tiny_vocab()
-    rng = random.Random(0)
-    seqs = [chat_sequence(rng, rng.randint(1, 3), chunk=4, span=8) for _ in range(3000)]
-    ids, lengths = _batch(v, seqs)
-    cfg = CorruptionConfig(eoa_pad_max=7)
-    new_ids, new_len = end_marker_padding(ids, lengths, v, cfg, max_length=10_000, generator=torch.Generator().manual_seed(0))
-    extra = new_len - lengths
-    expected = torch.randint(0, 8, (len(seqs),), generator=torch.Generator().manual_seed(0))
-    assert torch.equal(extra, expected)  # one draw per row from the generator
-    freq = torch.bincount(extra, minlength=8).float() / len(seqs)
-    assert (freq - 1 / 8).abs().max() < 0.03  # uniform over [0, 7]
-    for b in range(40):
-        old = seqs[b]
-        end = len(old) - 2  # ... <|end_of_audio_span_last|> <|im_end|>
-        want = old[: end + 1] + ["<|end_of_audio_span_last|>"] * int(extra[b]) + old[end + 1 :]
-        assert v.ids_to_tokens(new_ids[b, : new_len[b]].tolist()) == want
-        assert (new_ids[b, new_len[b] :] == v.pad_id).all()
-    # the repeated markers are supervised audio, i.e. maskable like codes
-    valid = torch.arange(new_ids.shape[1])[None] < new_len[:, None]
-    added = torch.zeros_like(valid)
-    for b in range(len(seqs)):
-        added[b, int(lengths[b]) - 1 : int(new_len[b]) - 1] = True
-    assert (supervised_mask(new_ids, valid, v) & v.audio_side_table[new_ids])[added].all()
-
-
-def test_end_marker_padding_skips_pt_and_truncated_rows_and_respects_max_length():
-    v = tiny_vocab()
-    chat = chat_sequence(random.Random(1), 2, chunk=4, span=8)
-    truncated = chat[: chat.index("<|begin_of_quad|>") + 6]  # SST output: no end marker
-    pt = "▁w1 <|begin_of_quad|> <|audio_1|> <|end_of_audio_span_last|>".split()
-    ids, lengths = _batch(v, [chat, truncated, pt])
-    cfg = CorruptionConfig(eoa_pad_max=5)
-    new_ids, new_len = end_marker_padding(ids, lengths, v, cfg, max_length=len(chat) + 1, generator=torch.Generator().manual_seed(3))
-    assert int(new_len[0]) == len(chat) + 1  # the draw (4) is capped at max_length
-    assert torch.equal(new_len[1:], lengths[1:])
-    assert torch.equal(new_ids[1:, : ids.shape[1]], ids[1:])
 
 
 def test_diffusion_masks_each_position_with_probability_p():

@@ -120,26 +120,3 @@ def test_gradients_reach_only_supervised_positions():
     expected = F.pad(text_target[:, 1:], (0, 1), value=False) | masked
     assert torch.equal(touched, expected)
     assert not touched[~valid].any()
-
-
-def test_eoa_padding_lengthens_training_inputs_only():
-    v = tiny_vocab()
-
-    class Recording(ConstantLogits):
-        max_len = 1000
-
-        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
-            self.seen = input_ids
-            return super().forward(input_ids, attn_mask)
-
-    backbone = Recording(len(v))
-    model = TtTModel(v, backbone, banom_prob=0.0, sst_prob=0.0, eoa_pad_max=7)
-    seqs = [chat_sequence(random.Random(s), 2) for s in range(4)]
-    ids, lengths = _batch(v, seqs)
-    torch.manual_seed(5)
-    extra = torch.randint(0, 8, (4,))  # the padding is the first draw of a training forward
-    torch.manual_seed(5)
-    model.train()(ids, lengths)
-    assert backbone.seen.shape[1] == int((lengths + extra).max())
-    model.eval()(ids, lengths)
-    assert backbone.seen.shape[1] == int(lengths.max())

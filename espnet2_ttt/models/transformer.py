@@ -68,7 +68,6 @@ class AbsBackbone(nn.Module, ABC):
     """What the TtT model and decoder need from a backbone."""
 
     vocab_size: int
-    max_len: int  # longest sequence the backbone accepts
 
     @abstractmethod
     def forward(
