@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from espnet2_ttt.bin.ttt_inference import TtTInference, decode_options, main as ttt_inference, utterance_seed
+from espnet2_ttt.bin.ttt_inference import TtTInference, decode_options, get_parser, main as ttt_inference, utterance_seed
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.speech import PrecomputedTokenizer
 
@@ -198,6 +198,13 @@ def test_decode_yaml_sets_the_paper_settings():
     assert (conf.block_length, conf.steps_per_block, conf.max_span_length, conf.cfg_scale) == (32, 10, 640, 0.1)
     assert (conf.top_k, conf.top_p, conf.cfg_uncond) == (5, 0.95, "official")  # the command line wins
     assert decode_options(None, ["--cfg_scale", "0.5"]) == {"cfg_scale": 0.5}  # unset options are absent
+
+
+def test_help_states_the_effective_defaults():
+    text = " ".join(get_parser().format_help().split())
+    assert "--block_length BLOCK_LENGTH DecodeConfig default: 32 --diffusion_steps" in text
+    assert "--bpemodel BPEMODEL default: the training config's --speech_tokenizer_dir" in text
+    assert "text: text->text, asr: audio->text, tts: text->audio, chat: audio->text+audio (default: chat)" in text
 
 
 def test_packed_decode_options_are_the_model_defaults(model_dir, tmp_path):

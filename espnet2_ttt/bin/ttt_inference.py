@@ -308,10 +308,19 @@ def inference(
                 wav_scp.write(f"{utt} {wav_path}\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where the help states the default itself (the unset ``None``
+    of an option whose effective default comes from elsewhere would mislead)."""
+
+    def _get_help_string(self, action):
+        help_text = action.help or ""
+        return help_text if "default:" in help_text else super()._get_help_string(action)
+
+
 def get_parser() -> config_argparse.ArgumentParser:
     parser = config_argparse.ArgumentParser(
         description="TtT decoding (AR text + block-diffusion audio)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--log_level", type=lambda x: x.upper(), default="INFO",
                         choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
