@@ -29,6 +29,7 @@ import torch
 
 from espnet2_ttt.inference import DecodeConfig, DecodeResult, Forcing, TtTDecoder, build_prompt
 from espnet2_ttt.inference.cache import CachedRunner
+from espnet2_ttt.models.cpu_layout import relayout_linear_weights_for_cpu
 from espnet2_ttt.models.transformer import TtTTransformer
 from espnet2_ttt.vocabulary import TtTVocabulary
 
@@ -120,9 +121,15 @@ def ar_only_audio_seconds(model, vocab, prompt, forcing: Forcing) -> float:
     return audio
 
 
-def build_model(vocab: TtTVocabulary, d_model: int, n_layer: int, n_head: int, device: str) -> TtTTransformer:
+def build_model(vocab: TtTVocabulary, d_model: int, n_layer: int, n_head: int, device: str,
+                cpu_layout: bool = True) -> TtTTransformer:
+    """A random model (seed 0); ``cpu_layout``: wide weights stored input-major on CPU, as
+    :class:`TtTInference` does (same values)."""
     torch.manual_seed(0)
-    return TtTTransformer(len(vocab), d_model=d_model, n_layer=n_layer, n_head=n_head, max_len=2048).to(device).eval()
+    model = TtTTransformer(len(vocab), d_model=d_model, n_layer=n_layer, n_head=n_head, max_len=2048).to(device).eval()
+    if cpu_layout:
+        relayout_linear_weights_for_cpu(model)
+    return model
 
 
 def audio_seconds(result: DecodeResult) -> float:
@@ -134,9 +141,10 @@ def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: 
     chat = CHAT_DECODE
     for size in sizes:
         d_model, n_layer = (int(x) for x in size.split("x"))
-        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device)
-        t_c, r_c = timed_decode(big, vocab, prompt, forcing, repeats, use_cache=True, cfg_scale=0.0, **chat)
+        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device, cpu_layout=False)
         t_ref, r_ref = timed_decode(big, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+        relayout_linear_weights_for_cpu(big)  # as section [1]: reference as trained, cached as TtTInference
+        t_c, r_c = timed_decode(big, vocab, prompt, forcing, repeats, use_cache=True, cfg_scale=0.0, **chat)
         params = sum(p.numel() for p in big.parameters()) / 1e6
         print(f"  d{d_model}x{n_layer} ({params:.0f}M params): reference {t_ref:.2f}s  cached {t_c:.3f}s  "
               f"speedup {t_ref / t_c:.2f}x  code agreement {agreement(r_c, r_ref):.3f}")
@@ -177,14 +185,24 @@ def main(cmd: Sequence[str] = None):
 
     # ---- 1. cached vs reference, chat layout
     print("\n[1] chat turn, block 26, 2 steps/block: cached vs reference (full recompute)")
-    t_ref, r_ref = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+    # the reference as the official code runs it: the weights as trained ([out, in])
+    trained_layout = build_model(vocab, args.d_model, args.n_layer, args.n_head, args.device, cpu_layout=False)
+    t_ref, r_ref = timed_decode(trained_layout, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
     ref_positions = timed_decode.positions
     t_c, r_c = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    cached_positions = timed_decode.positions
     cache_speedup = t_ref / t_c
     print(f"  CFG off: reference {t_ref:.2f}s  cached {t_c:.3f}s  speedup {cache_speedup:.1f}x  "
           f"code agreement {agreement(r_c, r_ref):.3f} (float32)")
-    print(f"  positions run through the model: reference {ref_positions}, cached {timed_decode.positions} "
-          f"(ratio {ref_positions / timed_decode.positions:.1f}: the speedup if time were proportional to them)")
+    if args.device == "cpu":
+        t_cp, r_cp = timed_decode(trained_layout, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+        t_rr, _ = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+        print(f"  CPU weight layout: cached with the weights as trained {t_cp:.3f}s ({t_cp / t_c:.2f}x the "
+              f"relaid model's time, code agreement {agreement(r_cp, r_c):.3f}); reference on the relaid "
+              f"weights {t_rr:.2f}s")
+    del trained_layout
+    print(f"  positions run through the model: reference {ref_positions}, cached {cached_positions} "
+          f"(ratio {ref_positions / cached_positions:.1f}: the speedup if time were proportional to them)")
     print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
     model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16
     t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)

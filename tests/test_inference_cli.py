@@ -132,6 +132,19 @@ def test_packed_model_from_pretrained(model_dir, tmp_path):
     assert packed("asr", None, CODES["u1"], seed=3).tokens == direct("asr", None, CODES["u1"], seed=3).tokens
 
 
+def test_cpu_weight_layout_changes_no_output(model_dir):
+    """On CPU the API stores the wide weights input-major (faster decoding steps); a turn decodes
+    to the same tokens as with the weights laid out as trained."""
+    api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    backbone = api.decoder.backbone
+    assert backbone.lm_head.weight.t().is_contiguous() and backbone.blocks[0].mlp.gate_up_proj.weight.t().is_contiguous()
+    relaid = api("chat", None, CODES["u3"], seed=1)
+    for p in backbone.parameters():
+        p.data = p.data.contiguous()
+    as_trained = api("chat", None, CODES["u3"], seed=1)
+    assert relaid.tokens == as_trained.tokens and relaid.result.audio_codes == as_trained.result.audio_codes
+
+
 def test_streaming_api_time_to_first_audio(model_dir):
     api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
     events = list(api.stream("chat", None, CODES["u3"], seed=1))

@@ -79,3 +79,34 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_positions_beyond_max_len_are_an_error(model):
     with pytest.raises(ValueError, match="max_len=64"):
         model(torch.zeros(1, 65, dtype=torch.long), None)
+
+
+def test_cpu_relayout_keeps_values_parameters_and_ties():
+    """Input-major storage of the wide linear weights: same logits (a forward through the cache
+    included), same state_dict, same Parameter objects, the tied output layer still tied; idempotent;
+    training still runs."""
+    from espnet2_ttt.models.cpu_layout import relayout_linear_weights_for_cpu
+
+    torch.manual_seed(3)
+    m = TtTTransformer(50, d_model=32, n_layer=2, n_head=4, n_kv_head=2, max_len=64).eval()
+    ids = torch.randint(0, 50, (1, 12))
+    assert relayout_linear_weights_for_cpu(TtTTransformer(50, d_model=32, n_layer=1).double()) == 0  # float32 only
+    with torch.no_grad():
+        before, state = m(ids, None), {k: v.clone() for k, v in m.state_dict().items()}
+    params = list(m.parameters())
+    # q+k+v (64 > 32) and SwiGLU gate+up (2 x 128 > 32) per layer, the output layer (50 > 32);
+    # o_proj (square) and down_proj (in 128 > out 32) keep their layout
+    assert relayout_linear_weights_for_cpu(m) == 2 * 2 + 1
+    assert relayout_linear_weights_for_cpu(m) == 0
+    assert m.lm_head.weight is m.embed.weight and m.lm_head.weight.t().is_contiguous()
+    assert m.blocks[0].mlp.gate_up_proj.weight.t().is_contiguous() and m.blocks[0].mlp.down_proj.weight.is_contiguous()
+    assert list(m.parameters()) == params
+    with torch.no_grad():
+        torch.testing.assert_close(m(ids, None), before, rtol=0, atol=1e-6)
+        cache = m.new_cache()
+        pieces = [m(ids[:, :7], None, cache=cache, extend_cache=True), m(ids[:, 7:], None, cache=cache)]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), before, rtol=0, atol=1e-6)
+    for k, v in m.state_dict().items():
+        assert v.shape == state[k].shape and torch.equal(v, state[k]), k
+    m.train()(ids, None).pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in m.parameters())

@@ -37,6 +37,7 @@ from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_no
 from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, Forcing, TtTDecoder, TurnEndEvent
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
+from espnet2_ttt.models.cpu_layout import relayout_linear_weights_for_cpu
 from espnet2_ttt.sequence_builder import spoken_text_layout
 from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
@@ -62,7 +63,8 @@ class TtTInference:
 
     Args:
         train_config, model_file: the training directory's files.
-        device: "cpu", "cuda", ...; dtype: one of DTYPES.
+        device: "cpu", "cuda", ...; dtype: one of DTYPES.  On CPU, float32 weights wider than
+            tall are stored input-major (:mod:`espnet2_ttt.models.cpu_layout`: same values).
         bpemodel: text tokenizer for raw text, a SentencePiece model or a Hugging Face tokenizer
             directory (default: the training config's).
         speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
@@ -90,6 +92,7 @@ class TtTInference:
             raise ValueError(f"cannot build a TtT model from {train_config}: {e}") from e
         model.to(dtype=DTYPES[dtype]).eval()
         self.device = torch.device(device)
+        relayout_linear_weights_for_cpu(model.backbone)  # same values; faster decoding steps on CPU
         self.vocab = model.vocab
         self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf))
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
