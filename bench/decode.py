@@ -13,14 +13,16 @@ Sections: cached vs reference (official full recompute) with CFG off / on and th
 "span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
 audio generation (one code per cached forward) over steps per block; time to first audio
 and real-time factor; optionally (``--scaling``) the cache speedup of bigger models
-(``--scaling_only``: that section alone).  Ends
+(``--scaling_only``: that section alone).  On CPU the cached decodes run with the weight
+layout :class:`TtTInference` uses (:mod:`espnet2_ttt.models.cpu_layout`); the CFG-off
+references of sections [1] and [5] on the weights as trained, as the official code runs, the
+other references on the same relaid model (section [1] times both layouts both ways).  Ends
 with exactly three lines: cache_speedup, diffusion_over_ar_speedup, ttfa_s (chat layout,
 CFG off, the ``--d_model``/``--n_layer`` model).
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import time
 from typing import List, Sequence, Tuple
@@ -159,7 +161,8 @@ def main(cmd: Sequence[str] = None):
     parser.add_argument("--n_head", type=int, default=4)
     parser.add_argument("--text_pieces", type=int, default=500)
     parser.add_argument("--codes", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=1, help="cached decodes are timed as the best of N")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="cached decodes and section [1]'s CFG-off reference are timed as the best of N")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--scaling", nargs="*", default=[], metavar="DxL",
                         help="extra model sizes (e.g. 512x8 768x12) for which section [5] reports the "
@@ -187,7 +190,7 @@ def main(cmd: Sequence[str] = None):
     print("\n[1] chat turn, block 26, 2 steps/block: cached vs reference (full recompute)")
     # the reference as the official code runs it: the weights as trained ([out, in])
     trained_layout = build_model(vocab, args.d_model, args.n_layer, args.n_head, args.device, cpu_layout=False)
-    t_ref, r_ref = timed_decode(trained_layout, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+    t_ref, r_ref = timed_decode(trained_layout, vocab, prompt, forcing, args.repeats, use_cache=False, cfg_scale=0.0, **chat)
     ref_positions = timed_decode.positions
     t_c, r_c = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
     cached_positions = timed_decode.positions
@@ -200,11 +203,11 @@ def main(cmd: Sequence[str] = None):
         print(f"  CPU weight layout: cached with the weights as trained {t_cp:.3f}s ({t_cp / t_c:.2f}x the "
               f"relaid model's time, code agreement {agreement(r_cp, r_c):.3f}); reference on the relaid "
               f"weights {t_rr:.2f}s")
-    del trained_layout
     print(f"  positions run through the model: reference {ref_positions}, cached {cached_positions} "
           f"(ratio {ref_positions / cached_positions:.1f}: the speedup if time were proportional to them)")
     print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
-    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16
+    model_bf16 = trained_layout.to(torch.bfloat16)  # ttt_inference --dtype bfloat16 (no relayout)
+    del trained_layout
     t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
     del model_bf16
     print(f"  cached with bfloat16 weights (--dtype bfloat16; other numerics): {t_b:.3f}s = {t_ref / t_b:.1f}x vs "
