@@ -10,6 +10,11 @@
   its ``n`` codes (only when ``n > 10`` and the bounds are ordered), dropping its end marker and
   everything after it (the turn's ``<|im_end|>`` included).  Not applied to PT data.
 
+Masking rate (``diffusion_corruption``): per sample ``t ~ U(0, 1)`` (official), or with
+``mask_schedule: cosine`` ``t = cos(pi u / 2)``, ``u ~ U(0, 1)`` (MaskGIT's schedule: mean 2/pi,
+more nearly fully masked spans, as decoding starts from); the loss keeps its ``1/p`` weight, so
+"cosine" trains a reweighted bound, not the ELBO.
+
 All draws come from the ``generator`` argument (CPU), so a run is reproducible from its seed.
 Shapes: ``ids`` [B, L] long, ``valid`` / masks [B, L] bool, per-sample values [B].
 """
@@ -22,12 +27,16 @@ from espnet2_ttt.mask import span_starts
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
+MASK_SCHEDULES = ("uniform", "cosine")
+
+
 @dataclass
 class CorruptionConfig:
     banom_prob: float = 0.3  # p_mix: probability of a clean (AR-only) micro-batch
     ppm_prob: float = 0.3  # p_prefix
     sst_prob: float = 0.5  # p_trunc
     eps: float = 1e-3  # floor of the masking probability p = (1 - eps) t + eps
+    mask_schedule: str = "uniform"  # t ~ U(0, 1) ("uniform") or t = cos(pi u / 2), u ~ U(0, 1) ("cosine")
     sst_min_codes: int = 10  # final spans of <= this many codes are never truncated
     sst_keep_min: float = 0.3
     sst_keep_max: float = 0.9
@@ -40,6 +49,8 @@ class CorruptionConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
         if not 0.0 <= self.eps < 1.0:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
+        if self.mask_schedule not in MASK_SCHEDULES:
+            raise ValueError(f"mask_schedule must be one of {MASK_SCHEDULES}, got {self.mask_schedule!r}")
 
 
 def _uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tensor:
@@ -117,6 +128,8 @@ def diffusion_corruption(
     Returns (noisy_ids [B, L], masked [B, L] bool, p [B]).
     """
     t = _uniform(ids.shape[0], generator, ids.device)
+    if cfg.mask_schedule == "cosine":
+        t = torch.cos(0.5 * torch.pi * t)
     p = (1.0 - cfg.eps) * t + cfg.eps
     masked = maskable & (_uniform(ids.shape, generator, ids.device) < p[:, None])
     return torch.where(masked, torch.full_like(ids, mask_id), ids), masked, p

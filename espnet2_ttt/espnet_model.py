@@ -33,7 +33,8 @@ class TtTModel(AbsESPnetModel):
         token_list: the ESPnet token list (see :class:`TtTVocabulary`).
         backbone: a built :class:`AbsBackbone` with ``vocab_size == len(token_list)``.
         ar_weight, diffusion_weight: loss = ar_weight * L_AR + diffusion_weight * L_diff.
-        banom_prob, ppm_prob, sst_prob, eps: see :mod:`espnet2_ttt.corruption` (0 disables).
+        banom_prob, ppm_prob, sst_prob, eps, mask_schedule: see :mod:`espnet2_ttt.corruption`
+            (0 disables a strategy).
         ar_on_masked_inputs: official behaviour (True) scores the AR target after a masked
             position too; False drops text targets whose input position is [M].
     """
@@ -48,6 +49,7 @@ class TtTModel(AbsESPnetModel):
         ppm_prob: float = 0.3,
         sst_prob: float = 0.5,
         eps: float = 1e-3,
+        mask_schedule: str = "uniform",
         ar_on_masked_inputs: bool = True,
         eval_seed: int = 0,
     ):
@@ -57,7 +59,8 @@ class TtTModel(AbsESPnetModel):
             raise ValueError(f"backbone vocab_size {backbone.vocab_size} != token list size {len(self.vocab)}")
         self.backbone = backbone
         self.ar_weight, self.diffusion_weight = ar_weight, diffusion_weight
-        self.corruption = CorruptionConfig(banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eps=eps)
+        self.corruption = CorruptionConfig(banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eps=eps,
+                                           mask_schedule=mask_schedule)
         self.ar_on_masked_inputs = ar_on_masked_inputs
         self.eval_seed = eval_seed
         self._eval_generator = torch.Generator().manual_seed(eval_seed)

@@ -1,6 +1,7 @@
 import math
 import random
 
+import pytest
 import torch
 
 from espnet2_ttt.corruption import (
@@ -105,3 +106,15 @@ def test_diffusion_masks_each_position_with_probability_p():
     frac = masked[:, 10:].float().mean(1)
     assert (frac - p).abs().mean() < 0.07  # binomial(40, p) / 40 around p
     assert abs((frac - p).mean().item()) < 0.005
+
+
+def test_cosine_mask_schedule_draws_high_masking_rates():
+    """t = cos(pi u / 2), u ~ U(0, 1): P(t <= x) = 1 - (2 / pi) arccos(x), mean 2 / pi."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.full((20000, 2), 7)
+    _, _, p = diffusion_corruption(ids, torch.ones_like(ids, dtype=torch.bool), 99, CorruptionConfig(eps=0.0, mask_schedule="cosine"), g)
+    assert abs(p.mean().item() - 2 / math.pi) < 0.01
+    for x in (0.25, 0.5, 0.9):  # Kolmogorov-Smirnov-style check at three points (n = 20000: sd < 0.004)
+        assert abs((p <= x).double().mean().item() - (1 - 2 / math.pi * math.acos(x))) < 0.015
+    with pytest.raises(ValueError, match="mask_schedule"):
+        CorruptionConfig(mask_schedule="linear")
