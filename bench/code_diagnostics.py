@@ -4,10 +4,12 @@
     # repetition statistics of Kaldi-style code files ("utt code code ..."), e.g. real vs generated
     python bench/code_diagnostics.py stats dump/codes/test/codes exp/ttt_train_ttt/decode_x/test_tts/audio_codes
 
-    # detokenize the codes of --keys with a seeded fraction of them replaced -> <out_dir>/wav.scp
+    # the codes of --keys with a seeded fraction replaced -> a code file; then detokenize,
+    # transcribe and score with the recipe's tools (stages 9-12 use the same ones):
     python bench/code_diagnostics.py corrupt --codes dump/codes/test/codes --keys dump/eval/test/tts/keys \\
-        --tokenizer_dir exp/speech_tokenizer --fraction 0.2 --out_dir /tmp/codes_20
-    # then transcribe and score as stages 11-12 do:
+        --codebook_size 1024 --fraction 0.2 --output /tmp/codes_20/codes
+    python -m espnet2_ttt.bin.speech_detokenize --tokenizer_dir exp/speech_tokenizer \\
+        --codes /tmp/codes_20/codes --output_dir /tmp/codes_20
     python -m espnet2_ttt.bin.transcribe --backend espnet --wav_scp /tmp/codes_20/wav.scp \\
         --output /tmp/codes_20/asr_espnet --asr_train_config ... --asr_model_file ...
     python -m espnet2_ttt.bin.score --metric cer --ref dump/eval/test/tts/text \\
@@ -21,18 +23,12 @@ timing error); a key ``<task>-<utt>`` absent from ``--codes`` is looked up as ``
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np
-import soundfile
 
-from espnet2_ttt.speech import load_speech_tokenizer
-from espnet2_ttt.utils.table import read_lines, read_table, write_lines
-
-
-def read_codes(path: str) -> Dict[str, np.ndarray]:
-    return {utt: np.array(value.split(), dtype=np.int64) for utt, value in read_table(path).items()}
+from espnet2_ttt.speech.io import read_codes
+from espnet2_ttt.utils.table import read_lines, write_lines
 
 
 def repetition_stats(codes: Sequence[np.ndarray]) -> Dict[str, float]:
@@ -65,35 +61,30 @@ def main(argv: Sequence[str] = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     stats = sub.add_parser("stats", help="repetition statistics of code files")
     stats.add_argument("files", nargs="+")
-    bad = sub.add_parser("corrupt", help="detokenize codes with a fraction replaced")
+    bad = sub.add_parser("corrupt", help="write the codes with a fraction replaced")
     bad.add_argument("--codes", required=True)
     bad.add_argument("--keys", required=True, help="utterances to write (first column)")
-    bad.add_argument("--tokenizer_dir", required=True)
+    bad.add_argument("--codebook_size", type=int, required=True, help="random codes are drawn from [0, N)")
     bad.add_argument("--fraction", type=float, required=True)
     bad.add_argument("--mode", choices=("random", "shift"), default="random")
-    bad.add_argument("--out_dir", required=True)
+    bad.add_argument("--output", required=True, help="code file to write")
     bad.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "stats":
         for path in args.files:
-            s = repetition_stats(list(read_codes(path).values()))
+            s = repetition_stats([codes for _, codes in read_codes(path)])
             print(f"{path}: adjacent equal {s['repeat_share']:.3f}, mean run {s['mean_run']:.2f} codes, "
                   f"in runs of >= 4: {s['in_runs_of_4']:.3f}")
         return
-    codes, tokenizer = read_codes(args.codes), load_speech_tokenizer(args.tokenizer_dir)
-    rng, out = np.random.default_rng(args.seed), Path(args.out_dir)
-    (out / "wav").mkdir(parents=True, exist_ok=True)
-    lines = []
+    codes, rng, lines = dict(read_codes(args.codes)), np.random.default_rng(args.seed), []
     for utt in (line.split()[0] for line in read_lines(args.keys)):
         key = utt if utt in codes else utt.split("-", 1)[-1]
         if key not in codes:
             raise KeyError(f"{args.codes}: no codes for {utt}")
-        wav, sr = tokenizer.decode(corrupt(codes[key], args.fraction, args.mode, tokenizer.codebook_size, rng))
-        soundfile.write(out / "wav" / f"{utt}.wav", wav, sr)
-        lines.append(f"{utt} {(out / 'wav' / f'{utt}.wav').resolve()}")
-    write_lines(str(out / "wav.scp"), lines)
-    print(f"{len(lines)} utterances, {args.fraction:.0%} of the codes replaced ({args.mode}): {out / 'wav.scp'}")
-
+        bad_codes = corrupt(codes[key], args.fraction, args.mode, args.codebook_size, rng)
+        lines.append(" ".join([utt, *map(str, bad_codes)]))
+    write_lines(args.output, lines)
+    print(f"{len(lines)} utterances, {args.fraction:.0%} of the codes replaced ({args.mode}): {args.output}")
 
 if __name__ == "__main__":
     main()
