@@ -23,6 +23,7 @@ CFG off, the ``--d_model``/``--n_layer`` model).
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import time
 from typing import List, Sequence, Tuple
@@ -123,15 +124,10 @@ def ar_only_audio_seconds(model, vocab, prompt, forcing: Forcing) -> float:
     return audio
 
 
-def build_model(vocab: TtTVocabulary, d_model: int, n_layer: int, n_head: int, device: str,
-                cpu_layout: bool = True) -> TtTTransformer:
-    """A random model (seed 0); ``cpu_layout``: wide weights stored input-major on CPU, as
-    :class:`TtTInference` does (same values)."""
+def build_model(vocab: TtTVocabulary, d_model: int, n_layer: int, n_head: int, device: str) -> TtTTransformer:
+    """A random model (seed 0), its weights laid out as trained."""
     torch.manual_seed(0)
-    model = TtTTransformer(len(vocab), d_model=d_model, n_layer=n_layer, n_head=n_head, max_len=2048).to(device).eval()
-    if cpu_layout:
-        relayout_linear_weights_for_cpu(model)
-    return model
+    return TtTTransformer(len(vocab), d_model=d_model, n_layer=n_layer, n_head=n_head, max_len=2048).to(device).eval()
 
 
 def audio_seconds(result: DecodeResult) -> float:
@@ -143,7 +139,7 @@ def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: 
     chat = CHAT_DECODE
     for size in sizes:
         d_model, n_layer = (int(x) for x in size.split("x"))
-        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device, cpu_layout=False)
+        big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device)
         t_ref, r_ref = timed_decode(big, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
         relayout_linear_weights_for_cpu(big)  # as section [1]: reference as trained, cached as TtTInference
         t_c, r_c = timed_decode(big, vocab, prompt, forcing, repeats, use_cache=True, cfg_scale=0.0, **chat)
@@ -189,16 +185,19 @@ def main(cmd: Sequence[str] = None):
     # ---- 1. cached vs reference, chat layout
     print("\n[1] chat turn, block 26, 2 steps/block: cached vs reference (full recompute)")
     # the reference as the official code runs it: the weights as trained ([out, in])
-    trained_layout = build_model(vocab, args.d_model, args.n_layer, args.n_head, args.device, cpu_layout=False)
-    t_ref, r_ref = timed_decode(trained_layout, vocab, prompt, forcing, args.repeats, use_cache=False, cfg_scale=0.0, **chat)
+    t_ref, r_ref = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=False, cfg_scale=0.0, **chat)
     ref_positions = timed_decode.positions
+    cpu = args.device == "cpu"
+    if cpu:
+        t_cp, r_cp = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16 (no relayout)
+    relayout_linear_weights_for_cpu(model)  # as TtTInference; the rest of the bench decodes with it
     t_c, r_c = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
     cached_positions = timed_decode.positions
     cache_speedup = t_ref / t_c
     print(f"  CFG off: reference {t_ref:.2f}s  cached {t_c:.3f}s  speedup {cache_speedup:.1f}x  "
           f"code agreement {agreement(r_c, r_ref):.3f} (float32)")
-    if args.device == "cpu":
-        t_cp, r_cp = timed_decode(trained_layout, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    if cpu:
         t_rr, _ = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
         print(f"  CPU weight layout: cached with the weights as trained {t_cp:.3f}s ({t_cp / t_c:.2f}x the "
               f"relaid model's time, code agreement {agreement(r_cp, r_c):.3f}); reference on the relaid "
@@ -206,8 +205,6 @@ def main(cmd: Sequence[str] = None):
     print(f"  positions run through the model: reference {ref_positions}, cached {cached_positions} "
           f"(ratio {ref_positions / cached_positions:.1f}: the speedup if time were proportional to them)")
     print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
-    model_bf16 = trained_layout.to(torch.bfloat16)  # ttt_inference --dtype bfloat16 (no relayout)
-    del trained_layout
     t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
     del model_bf16
     print(f"  cached with bfloat16 weights (--dtype bfloat16; other numerics): {t_b:.3f}s = {t_ref / t_b:.1f}x vs "
