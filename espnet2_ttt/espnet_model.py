@@ -18,6 +18,8 @@ from espnet2_ttt.models.transformer import AbsBackbone
 from espnet2_ttt.sequence import supervised_mask
 from espnet2_ttt.vocabulary import TtTVocabulary
 
+AUDIO_OBJECTIVES = ("diffusion", "ar")
+
 
 class TtTModel(AbsESPnetModel):
     """Text-to-Talk over any backbone.
@@ -37,6 +39,11 @@ class TtTModel(AbsESPnetModel):
             (0 disables a strategy).
         ar_on_masked_inputs: official behaviour (True) scores the AR target after a masked
             position too; False drops text targets whose input position is [M].
+        audio_objective: "diffusion" (TtT) or "ar": the AR-only baseline of the same size, data
+            and steps (plain causal attention everywhere, audio scored by shifted
+            cross-entropy like text, no BANOM/PPM/masking; SST still applies when set; loss =
+            ar_weight * text term + diffusion_weight * audio term, each a per-sample mean).
+            The decoder then writes spans one code per forward.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class TtTModel(AbsESPnetModel):
         eps: float = 1e-3,
         mask_schedule: str = "uniform",
         ar_on_masked_inputs: bool = True,
+        audio_objective: str = "diffusion",
         eval_seed: int = 0,
     ):
         super().__init__()
@@ -62,6 +70,9 @@ class TtTModel(AbsESPnetModel):
         self.corruption = CorruptionConfig(banom_prob=banom_prob, ppm_prob=ppm_prob, sst_prob=sst_prob, eps=eps,
                                            mask_schedule=mask_schedule)
         self.ar_on_masked_inputs = ar_on_masked_inputs
+        if audio_objective not in AUDIO_OBJECTIVES:
+            raise ValueError(f"audio_objective must be one of {AUDIO_OBJECTIVES}, got {audio_objective!r}")
+        self.audio_objective = audio_objective
         self.eval_seed = eval_seed
         self._eval_generator = torch.Generator().manual_seed(eval_seed)
         self.register_buffer("audio_side_table", self.vocab.audio_side_table.clone(), persistent=False)
@@ -82,6 +93,8 @@ class TtTModel(AbsESPnetModel):
         valid = torch.arange(L, device=seq.device)[None, :] < seq_lengths[:, None]
         is_audio = self.audio_side_table[seq]
         supervised = supervised_mask(seq, valid, self.vocab)
+        if self.audio_objective == "ar":
+            return self._ar_baseline_loss(seq, valid, is_audio, supervised)
         attn_mask = build_modality_mask(is_audio, valid)
 
         clean = self.training and banom_keeps_clean(self.corruption)
@@ -110,6 +123,17 @@ class TtTModel(AbsESPnetModel):
             stats.update(loss_diff=loss_diff.detach(), acc_audio=_ratio(ok_audio, n_audio))
             ok_all, n_all = ok_all + ok_audio, n_all + n_audio
         stats.update(loss=loss.detach(), acc=_ratio(ok_all, n_all))
+        return force_gatherable((loss, stats, seq.shape[0]), loss.device)
+
+    def _ar_baseline_loss(self, seq, valid, is_audio, supervised):
+        """audio_objective "ar": every supervised token by shifted CE under a causal mask."""
+        logits = self.backbone(seq, build_modality_mask(torch.zeros_like(is_audio), valid))  # no span: causal
+        loss_ar, ok_text, n_text = ar_text_loss(logits, seq, supervised & ~is_audio)
+        loss_audio, ok_audio, n_audio = ar_text_loss(logits, seq, supervised & is_audio)
+        loss = self.ar_weight * loss_ar + self.diffusion_weight * loss_audio
+        stats = {"loss_ar": loss_ar.detach(), "acc_text": _ratio(ok_text, n_text), "loss_audio_ar": loss_audio.detach(),
+                 "acc_audio": _ratio(ok_audio, n_audio), "loss": loss.detach(),
+                 "acc": _ratio(ok_text + ok_audio, n_text + n_audio)}
         return force_gatherable((loss, stats, seq.shape[0]), loss.device)
 
     def collect_feats(self, seq: torch.Tensor, seq_lengths: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:

@@ -446,3 +446,33 @@ def test_bad_inputs(model, vocab):
         config(remasking="best")
     with pytest.raises(ValueError, match="cfg_uncond"):
         config(cfg_uncond="none")
+
+
+@pytest.mark.parametrize("mode", ["text", "asr", "tts", "chat"])
+def test_ar_baseline_cached_equals_reference(model, vocab, mode):
+    """audio_objective "ar": spans one code per forward, cached == full causal recompute."""
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
+    cached, reference = (
+        TtTDecoder(model, vocab, config(use_cache=c), audio_objective="ar").decode(
+            prompt_for(vocab, mode), torch.Generator().manual_seed(0), forcing)
+        for c in (True, False)
+    )
+    assert cached.token_ids == reference.token_ids and len(cached.spans[0]) == 11
+    assert cached.forwards == reference.forwards and cached.forwards["audio_ar"] >= 12
+
+
+def test_ar_baseline_span_is_causal_greedy_decoding_streamed_in_blocks(model, vocab):
+    prompt = prompt_for(vocab, "tts")
+    forcing = Forcing(text_ids=[vocab.soa_last_id, vocab.im_end_id], span_lengths=[11])
+    dec = TtTDecoder(model, vocab, config(diffusion_temperature=0.0), audio_objective="ar")
+    audio = [e for e in dec.stream(prompt, torch.Generator().manual_seed(0), forcing) if isinstance(e, AudioEvent)]
+    assert [len(e.ids) for e in audio] == [8, 4]  # block_length 8: 8 codes, then 3 codes + the EOA
+    assert audio[1].ids[-1] == vocab.eoa_last_id and len(audio[0].codes + audio[1].codes) == 11
+    seq, codes = list(prompt) + [vocab.soa_last_id], vocab.is_code(torch.arange(len(vocab)))
+    for _ in range(11):
+        causal = torch.ones(len(seq), len(seq), dtype=torch.bool).tril()[None, None]
+        with torch.no_grad():
+            seq.append(int(model(torch.tensor([seq]), causal)[0, -1].masked_fill(~codes, -torch.inf).argmax()))
+    assert audio[0].ids + audio[1].ids[:-1] == seq[len(prompt) + 1:]
+    with pytest.raises(ValueError, match="audio_objective"):
+        TtTDecoder(model, vocab, config(), audio_objective="nar")

@@ -1,6 +1,7 @@
 import math
 import random
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -120,3 +121,30 @@ def test_gradients_reach_only_supervised_positions():
     expected = F.pad(text_target[:, 1:], (0, 1), value=False) | masked
     assert torch.equal(touched, expected)
     assert not touched[~valid].any()
+
+
+def test_ar_baseline_loss_equals_reference_loops():
+    """audio_objective "ar": plain causal attention, every supervised token by shifted CE."""
+    torch.manual_seed(0)
+    v = tiny_vocab()
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)
+    model = TtTModel(v, backbone, ar_weight=0.7, diffusion_weight=1.3, audio_objective="ar").double()
+    ids, lengths = _batch(v, [chat_sequence(random.Random(5), k) for k in (1, 3, 2)])
+    valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
+    causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril() & valid[:, None, :]
+    logp = backbone(ids, causal[:, None]).log_softmax(-1)
+    sup = supervised_mask(ids, valid, v)
+    terms = {False: 0.0, True: 0.0}
+    for b in range(ids.shape[0]):
+        for audio in (False, True):
+            pos = [i for i in range(1, int(lengths[b])) if sup[b, i] and bool(v.is_audio_side(ids[b, i])) == audio]
+            terms[audio] += sum(-logp[b, i - 1, ids[b, i]].item() for i in pos) / max(len(pos), 1) / 3
+    model.train(True)
+    model.corruption.sst_prob = 0.0  # no truncation draw; BANOM/PPM do not apply to this objective
+    loss, stats, _ = model(ids, lengths)
+    assert math.isclose(stats["loss_ar"].item(), terms[False], rel_tol=1e-9)
+    assert math.isclose(stats["loss_audio_ar"].item(), terms[True], rel_tol=1e-9)
+    assert math.isclose(loss.item(), 0.7 * terms[False] + 1.3 * terms[True], rel_tol=1e-9)
+    assert 0.0 <= stats["acc_audio"].item() <= 1.0
+    with pytest.raises(ValueError, match="audio_objective"):
+        TtTModel(v, backbone, audio_objective="nar")

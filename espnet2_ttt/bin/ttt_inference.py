@@ -94,7 +94,8 @@ class TtTInference:
         self.device = torch.device(device)
         relayout_linear_weights_for_cpu(model.backbone)  # same values; faster decoding steps on CPU
         self.vocab = model.vocab
-        self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf))
+        self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf),
+                                  audio_objective=model.audio_objective)
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
         self.speech_tokenizer_dir = speech_tokenizer_dir or getattr(train_args, "speech_tokenizer_dir", None)
         self.chat_template = getattr(train_args, "chat_template", "ttt")

@@ -24,14 +24,23 @@ from espnet2_ttt.vocabulary import TtTVocabulary
 
 
 class FullRecompute:
-    """Reference runner: one full forward over ``seq (+ span)`` per call, no cache."""
+    """Reference runner: one full forward over ``seq (+ span)`` per call, no cache.
 
-    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary):
-        self.backbone, self.vocab = backbone, vocab
+    ``causal``: plain causal attention everywhere (a model trained with
+    ``audio_objective: ar``), instead of the modality mask.
+    """
+
+    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary, causal: bool = False):
+        self.backbone, self.vocab, self.causal = backbone, vocab, causal
+
+    def is_audio(self, ids: torch.Tensor) -> torch.Tensor:
+        """[L] ids -> [1, L] bool: the spans the mask makes bidirectional (none when causal)."""
+        is_audio = self.vocab.is_audio_side(ids)[None]
+        return torch.zeros_like(is_audio) if self.causal else is_audio
 
     def run(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits."""
-        mask = build_modality_mask(self.vocab.is_audio_side(ids)[None])
+        mask = build_modality_mask(self.is_audio(ids))
         pos = torch.arange(start, start + len(ids), device=ids.device)[None]
         return self.backbone(ids[None], mask, pos)[0]
 
@@ -45,8 +54,8 @@ class FullRecompute:
 class CachedRunner(FullRecompute):
     """Exact KV-cached runner.  Invariant: the cache holds a prefix of every ``seq`` it is given."""
 
-    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary):
-        super().__init__(backbone, vocab)
+    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary, causal: bool = False):
+        super().__init__(backbone, vocab, causal)
         self.cache = backbone.new_cache()
 
     def _forward(self, seq: torch.Tensor, new: torch.Tensor, extend: bool) -> torch.Tensor:
@@ -58,8 +67,7 @@ class CachedRunner(FullRecompute):
         if len(new) == 1:
             mask = None
         else:
-            is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
-            mask = build_modality_mask(is_audio, num_queries=len(new))
+            mask = build_modality_mask(self.is_audio(torch.cat([seq, new])), num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:

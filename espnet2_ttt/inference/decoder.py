@@ -2,7 +2,9 @@
 
 Control loop: AR text (one token per forward) until an SOA (``<|begin_of_audio|>`` or
 ``<|begin_of_quad|>``), then the span by block-wise masked diffusion until the earliest
-generated EOA, then AR again, until ``<|im_end|>`` or the length limit.
+generated EOA, then AR again, until ``<|im_end|>`` or the length limit.  A model trained with
+``audio_objective: ar`` (the AR-only baseline) writes its spans one code per forward under a
+plain causal mask instead (``TtTDecoder(..., audio_objective="ar")``).
 
 Deviations from the official code (documented choices):
 * diffusion may only write the span vocabulary (codes + the two EOA markers,
@@ -33,7 +35,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 
 from espnet2_ttt.inference.cache import CachedRunner, FullRecompute
-from espnet2_ttt.inference.sampler import commit_schedule, diffusion_step, sample_text, steps_per_block
+from espnet2_ttt.inference.sampler import commit_schedule, diffusion_step, gumbel_argmax, sample_text, steps_per_block
 from espnet2_ttt.models.transformer import AbsBackbone
 from espnet2_ttt.sequence_builder import CHUNK_LEN, SPAN_LEN
 from espnet2_ttt.vocabulary import TtTVocabulary
@@ -216,11 +218,17 @@ class TtTDecoder:
     :class:`TurnEndEvent`; ``decode`` returns its :class:`DecodeResult`.
     """
 
-    def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary, config: Optional[DecodeConfig] = None):
+    def __init__(
+        self, backbone: AbsBackbone, vocab: TtTVocabulary, config: Optional[DecodeConfig] = None,
+        audio_objective: str = "diffusion",
+    ):
         if backbone.vocab_size != len(vocab):
             raise ValueError(f"backbone vocab_size={backbone.vocab_size} != token list size {len(vocab)}")
+        if audio_objective not in ("diffusion", "ar"):
+            raise ValueError(f"audio_objective must be 'diffusion' or 'ar', got {audio_objective!r}")
         self.backbone, self.vocab = backbone.eval(), vocab
         self.config = config or DecodeConfig()
+        self.audio_ar = audio_objective == "ar"  # the AR-only baseline: causal, one code per forward
         self.max_len = getattr(backbone, "max_len", None)  # longest sequence the backbone accepts
         device = next(backbone.parameters()).device
         self.text_allowed = (~vocab.audio_side_table).to(device)  # [V] what AR may write
@@ -258,7 +266,7 @@ class TtTDecoder:
             limit = min(limit, self.max_len)
         forcing = forcing or Forcing()
         forced_text = iter(forcing.text_ids)
-        runner = (CachedRunner if cfg.use_cache else FullRecompute)(self.backbone, vocab)
+        runner = (CachedRunner if cfg.use_cache else FullRecompute)(self.backbone, vocab, causal=self.audio_ar)
         clock = _PhaseClock(seq.device)
         generated: List[int] = []
         spans: List[List[int]] = []
@@ -303,7 +311,8 @@ class TtTDecoder:
                     events = self._written_span(seq, tok, codes, limit, clock, len(spans) - 1)
                 else:
                     forced_len = forcing.span_lengths[len(spans) - 1] if len(spans) <= len(forcing.span_lengths) else None
-                    events = self._span(runner, seq, tok, limit, generator, clock, len(spans) - 1, forced_len)
+                    write_span = self._ar_span if self.audio_ar else self._span
+                    events = write_span(runner, seq, tok, limit, generator, clock, len(spans) - 1, forced_len)
                 for event in events:
                     if isinstance(event, AudioEvent):
                         ttfa = event.time_s if ttfa is None else ttfa
@@ -379,13 +388,46 @@ class TtTDecoder:
             if len(ends):
                 yield SpanEndEvent([], clock.now(), span_index, len(span) - 1, False)
                 return
-        closing = [self.eoa_of_soa[soa]] if len(seq) + len(span) < limit else []
+        yield self._cut_span(seq, soa, len(span), limit, clock, span_index)
+
+    def _cut_span(self, seq, soa, span_len, limit, clock, span_index) -> "SpanEndEvent":
+        """A span that produced no end marker: closed with the EOA matching ``soa`` if there is room."""
+        cfg, vocab = self.config, self.vocab
+        closing = [self.eoa_of_soa[soa]] if len(seq) + span_len < limit else []
         logger.warning(
-            f"span {span_index} produced no end-of-span marker within {len(span)} tokens "
+            f"span {span_index} produced no end-of-span marker within {span_len} tokens "
             f"(max_span_length={cfg.max_span_length}, length limit {limit}); "
             + ("closing it with " + vocab.token_list[closing[0]] if closing else "the turn ends")
         )
-        yield SpanEndEvent(closing, clock.now(), span_index, len(span), True)
+        return SpanEndEvent(closing, clock.now(), span_index, span_len, True)
+
+    def _ar_span(self, runner, seq, soa, limit, generator, clock, span_index, forced_len) -> Iterator[DecodeEvent]:
+        """The AR-only baseline's span: one code per cached forward (the span vocabulary, the
+        earliest EOA ends it; sampled at ``diffusion_temperature``), streamed in blocks of
+        ``block_length`` tokens; the same length limits as :meth:`_span`."""
+        cfg, vocab = self.config, self.vocab
+        room = min(cfg.max_span_length, limit - len(seq))
+        if forced_len is not None:
+            room = min(room, forced_len + 1)
+        span, block = seq.new_empty(0), []
+        while len(span) + len(block) < room:
+            with clock.phase("audio_ar"):
+                logits = runner.next_token_logits(torch.cat([seq, span, seq.new_tensor(block)]))[self.span_vocab_ids]
+                allowed = self._forced_columns(len(span) + len(block), 1, forced_len, self.eoa_of_soa[soa])
+                if allowed is not None:
+                    logits = logits.masked_fill(~allowed[0], -torch.inf)
+                block.append(int(self.span_vocab_ids[gumbel_argmax(logits, cfg.diffusion_temperature, generator)]))
+            ended = block[-1] in self.eoa_of_soa.values()
+            if ended or len(block) == cfg.block_length:
+                codes = vocab.id_to_code(torch.tensor(block[:-1] if ended else block)).tolist()
+                yield AudioEvent(block, clock.now(), codes, span_index)
+                span, block = torch.cat([span, seq.new_tensor(block)]), []
+                if ended:
+                    yield SpanEndEvent([], clock.now(), span_index, len(span) - 1, False)
+                    return
+        if block:
+            yield AudioEvent(block, clock.now(), vocab.id_to_code(torch.tensor(block)).tolist(), span_index)
+        yield self._cut_span(seq, soa, len(span) + len(block), limit, clock, span_index)
 
     def _written_span(self, seq, soa, codes, limit, clock, span_index) -> Iterator[DecodeEvent]:
         """The span opened by ``soa`` holds the known ``codes``, then its EOA (cut at ``limit``)."""
