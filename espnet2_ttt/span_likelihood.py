@@ -111,8 +111,8 @@ def masking_bound_samples(
     """
     n_ctx = len(context)
     if context_maskable is None:
-        context_maskable = torch.zeros(n_ctx, dtype=torch.bool)
-    maskable = torch.cat([context_maskable.bool(), torch.ones(len(span), dtype=torch.bool)])
+        context_maskable = torch.zeros(n_ctx, dtype=torch.bool, device=context.device)
+    maskable = torch.cat([context_maskable.bool(), torch.ones(len(span), dtype=torch.bool, device=context.device)])
     ids = torch.cat([context, span]).expand(num_draws, -1)
     _, masked, t = diffusion_corruption(ids, maskable.expand(num_draws, -1).to(ids.device), vocab.mask_id,
                                         CorruptionConfig(eps=0.0), generator)

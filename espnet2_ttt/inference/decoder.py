@@ -34,6 +34,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
+from espnet2_ttt.espnet_model import AUDIO_OBJECTIVES
 from espnet2_ttt.inference.cache import CachedRunner, FullRecompute
 from espnet2_ttt.inference.sampler import commit_schedule, diffusion_step, gumbel_argmax, sample_text, steps_per_block
 from espnet2_ttt.models.transformer import AbsBackbone
@@ -224,8 +225,8 @@ class TtTDecoder:
     ):
         if backbone.vocab_size != len(vocab):
             raise ValueError(f"backbone vocab_size={backbone.vocab_size} != token list size {len(vocab)}")
-        if audio_objective not in ("diffusion", "ar"):
-            raise ValueError(f"audio_objective must be 'diffusion' or 'ar', got {audio_objective!r}")
+        if audio_objective not in AUDIO_OBJECTIVES:
+            raise ValueError(f"audio_objective must be one of {AUDIO_OBJECTIVES}, got {audio_objective!r}")
         self.backbone, self.vocab = backbone.eval(), vocab
         self.config = config or DecodeConfig()
         self.audio_ar = audio_objective == "ar"  # the AR-only baseline: causal, one code per forward
@@ -419,14 +420,14 @@ class TtTDecoder:
                 block.append(int(self.span_vocab_ids[gumbel_argmax(logits, cfg.diffusion_temperature, generator)]))
             ended = block[-1] in self.eoa_of_soa.values()
             if ended or len(block) == cfg.block_length:
-                codes = vocab.id_to_code(torch.tensor(block[:-1] if ended else block)).tolist()
+                codes = vocab.id_to_code(torch.tensor(block[:-1] if ended else block, dtype=torch.long)).tolist()
                 yield AudioEvent(block, clock.now(), codes, span_index)
                 span, block = torch.cat([span, seq.new_tensor(block)]), []
                 if ended:
                     yield SpanEndEvent([], clock.now(), span_index, len(span) - 1, False)
                     return
         if block:
-            yield AudioEvent(block, clock.now(), vocab.id_to_code(torch.tensor(block)).tolist(), span_index)
+            yield AudioEvent(block, clock.now(), vocab.id_to_code(torch.tensor(block, dtype=torch.long)).tolist(), span_index)
         yield self._cut_span(seq, soa, len(span) + len(block), limit, clock, span_index)
 
     def _written_span(self, seq, soa, codes, limit, clock, span_index) -> Iterator[DecodeEvent]:
