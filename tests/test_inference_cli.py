@@ -266,3 +266,20 @@ def test_asr_force_audio_makes_the_spans_the_input_speech(model_dir):
     out = api("asr", speech_codes=codes, seed=1)
     assert codes.tolist()[: len(out.audio_codes)] == out.audio_codes  # whatever spans it opened re-speak the input
     assert out.result.forwards.get("diffusion", 0) == 0
+
+
+def test_an_ar_objective_training_config_decodes_spans_one_code_per_forward(model_dir, tmp_path):
+    """audio_objective comes from the training config: "ar" (the AR-only baseline) writes each
+    span one code per forward, under a causal mask; the same weights serve both here."""
+    conf = yaml.safe_load((model_dir / "config.yaml").read_text())
+    conf["model_conf"]["audio_objective"] = "ar"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(conf))
+    outs = {}
+    for name, config in (("diffusion", model_dir / "config.yaml"), ("ar", tmp_path / "config.yaml")):
+        api = TtTInference(config, model_dir / "valid.loss.best.pth", **DECODE, tts_force_text=True,
+                           layout_chunk_len=2, layout_span_len=3)
+        assert api.decoder.audio_ar == (name == "ar")
+        outs[name] = api("tts", ["▁w1", "▁w3", "▁w2"], seed=5).result
+    assert outs["ar"].forwards["audio_ar"] >= 4 and "diffusion" not in outs["ar"].forwards
+    assert outs["diffusion"].forwards["diffusion"] >= 1 and "audio_ar" not in outs["diffusion"].forwards
+    assert len(outs["ar"].spans[0]) == 3  # the forced non-final span length holds either way
