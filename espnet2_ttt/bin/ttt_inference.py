@@ -43,6 +43,7 @@ from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+CPU_WEIGHT_LAYOUTS = ("input_major", "as_trained")
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
 
 
@@ -63,8 +64,11 @@ class TtTInference:
 
     Args:
         train_config, model_file: the training directory's files.
-        device: "cpu", "cuda", ...; dtype: one of DTYPES.  On CPU, float32 weights wider than
-            tall are stored input-major (:mod:`espnet2_ttt.models.cpu_layout`: same values).
+        device: "cpu", "cuda", ...; dtype: one of DTYPES.
+        cpu_weight_layout: "input_major" stores float32 CPU weights wider than tall input-major
+            (:mod:`espnet2_ttt.models.cpu_layout`: same values, faster one-token steps on the
+            AMD box of the benchmarks), "as_trained" keeps them (as fast or faster on the Intel
+            AVX-512 box measured: README, Benchmarks).
         bpemodel: text tokenizer for raw text, a SentencePiece model or a Hugging Face tokenizer
             directory (default: the training config's).
         speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
@@ -80,19 +84,23 @@ class TtTInference:
         dtype: str = "float32",
         bpemodel: Optional[str] = None,
         speech_tokenizer_dir: Optional[str] = None,
+        cpu_weight_layout: str = "input_major",
         **decode_conf,
     ):
         from espnet2_ttt.tasks.ttt import TtTTask
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        if cpu_weight_layout not in CPU_WEIGHT_LAYOUTS:
+            raise ValueError(f"cpu_weight_layout must be one of {CPU_WEIGHT_LAYOUTS}, got {cpu_weight_layout!r}")
         try:
             model, train_args = TtTTask.build_model_from_file(train_config, model_file, device)
         except ValueError as e:
             raise ValueError(f"cannot build a TtT model from {train_config}: {e}") from e
         model.to(dtype=DTYPES[dtype]).eval()
         self.device = torch.device(device)
-        relayout_linear_weights_for_cpu(model.backbone)  # same values; faster decoding steps on CPU
+        if cpu_weight_layout == "input_major":
+            relayout_linear_weights_for_cpu(model.backbone)  # same values; CPU only (a no-op elsewhere)
         self.vocab = model.vocab
         self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf),
                                   audio_objective=model.audio_objective)
@@ -258,6 +266,7 @@ def inference(
     ngpu: int,
     seed: int,
     dtype: str,
+    cpu_weight_layout: str,
     batch_size: int,
     text_is_pieces: bool,
     bpemodel: Optional[str],
@@ -270,7 +279,7 @@ def inference(
     if ngpu > 1:
         raise NotImplementedError("one GPU per job: split the key file for more")
     decode_conf = {k: v for k, v in decode_conf.items() if v is not None}  # unset: the model's / DecodeConfig's
-    common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, bpemodel=bpemodel,
+    common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, cpu_weight_layout=cpu_weight_layout, bpemodel=bpemodel,
                   speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
     if model_tag is not None:
         ttt = TtTInference.from_pretrained(model_tag, **common)
@@ -332,6 +341,9 @@ def get_parser() -> config_argparse.ArgumentParser:
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: one GPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    parser.add_argument("--cpu_weight_layout", default="input_major", choices=CPU_WEIGHT_LAYOUTS,
+                        help="float32 CPU weights stored input-major (same values; faster steps on some CPUs) "
+                             "or as trained")
     parser.add_argument("--batch_size", type=int, default=1, help="only 1")
     group = parser.add_argument_group("Input data related")
     group.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True, action="append",
