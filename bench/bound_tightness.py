@@ -103,6 +103,8 @@ def main(cmd=None):
             chosen.append((key, ids, *spans[args.span_index]))
         if len(chosen) == args.num_spans:
             break
+    if not chosen:
+        raise SystemExit(f"{args.seq_file}: no '{args.task}' sequence has an assistant span number {args.span_index}")
     ks = [1]
     while ks[-1] * 4 <= args.orders:
         ks.append(ks[-1] * 4)
