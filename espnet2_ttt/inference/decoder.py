@@ -410,25 +410,25 @@ class TtTDecoder:
         room = min(cfg.max_span_length, limit - len(seq))
         if forced_len is not None:
             room = min(room, forced_len + 1)
-        span, block = seq.new_empty(0), []
-        while len(span) + len(block) < room:
+        written, block = seq, []  # written: seq and the span's tokens so far; block: those not yet streamed
+        while len(written) - len(seq) < room:
             with clock.phase("audio_ar"):
-                logits = runner.next_token_logits(torch.cat([seq, span, seq.new_tensor(block)]))[self.span_vocab_ids]
-                allowed = self._forced_columns(len(span) + len(block), 1, forced_len, self.eoa_of_soa[soa])
+                logits = runner.next_token_logits(written)[self.span_vocab_ids]
+                allowed = self._forced_columns(len(written) - len(seq), 1, forced_len, self.eoa_of_soa[soa])
                 if allowed is not None:
                     logits = logits.masked_fill(~allowed[0], -torch.inf)
-                block.append(int(self.span_vocab_ids[gumbel_argmax(logits, cfg.diffusion_temperature, generator)]))
-            ended = block[-1] in self.eoa_of_soa.values()
-            if ended or len(block) == cfg.block_length:
-                codes = vocab.id_to_code(torch.tensor(block[:-1] if ended else block, dtype=torch.long)).tolist()
-                yield AudioEvent(block, clock.now(), codes, span_index)
-                span, block = torch.cat([span, seq.new_tensor(block)]), []
-                if ended:
-                    yield SpanEndEvent([], clock.now(), span_index, len(span) - 1, False)
-                    return
-        if block:
-            yield AudioEvent(block, clock.now(), vocab.id_to_code(torch.tensor(block, dtype=torch.long)).tolist(), span_index)
-        yield self._cut_span(seq, soa, len(span) + len(block), limit, clock, span_index)
+                tok = int(self.span_vocab_ids[gumbel_argmax(logits, cfg.diffusion_temperature, generator)])
+            written = torch.cat([written, written.new_tensor([tok])])
+            block.append(tok)
+            ended = tok in self.eoa_of_soa.values()
+            if ended or len(block) == cfg.block_length or len(written) - len(seq) == room:
+                ids = torch.tensor(block)
+                yield AudioEvent(block, clock.now(), vocab.id_to_code(ids[vocab.is_code(ids)]).tolist(), span_index)
+                block = []
+            if ended:
+                yield SpanEndEvent([], clock.now(), span_index, len(written) - len(seq) - 1, False)
+                return
+        yield self._cut_span(seq, soa, len(written) - len(seq), limit, clock, span_index)
 
     def _written_span(self, seq, soa, codes, limit, clock, span_index) -> Iterator[DecodeEvent]:
         """The span opened by ``soa`` holds the known ``codes``, then its EOA (cut at ``limit``)."""
