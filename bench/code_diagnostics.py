@@ -86,5 +86,6 @@ def main(argv: Sequence[str] = None) -> None:
     write_lines(args.output, lines)
     print(f"{len(lines)} utterances, {args.fraction:.0%} of the codes replaced ({args.mode}): {args.output}")
 
+
 if __name__ == "__main__":
     main()

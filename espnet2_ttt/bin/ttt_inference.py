@@ -279,8 +279,8 @@ def inference(
     if ngpu > 1:
         raise NotImplementedError("one GPU per job: split the key file for more")
     decode_conf = {k: v for k, v in decode_conf.items() if v is not None}  # unset: the model's / DecodeConfig's
-    common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, cpu_weight_layout=cpu_weight_layout, bpemodel=bpemodel,
-                  speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
+    common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, cpu_weight_layout=cpu_weight_layout,
+                  bpemodel=bpemodel, speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
     if model_tag is not None:
         ttt = TtTInference.from_pretrained(model_tag, **common)
     elif train_config is None or model_file is None:
