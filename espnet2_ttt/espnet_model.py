@@ -106,7 +106,7 @@ class TtTModel(AbsESPnetModel):
                 maskable = prefix_preservation(maskable, self.corruption)
             inputs, masked, p = diffusion_corruption(seq, maskable, self.vocab.mask_id, self.corruption, gen)
 
-        logits = self.backbone(inputs, attn_mask)
+        logits = self.backbone(inputs, attn_mask, span_positions=self.backbone.span_positions(is_audio))
         text_targets = supervised & ~is_audio
         if masked is not None and not self.ar_on_masked_inputs:
             text_targets = text_targets & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
@@ -127,7 +127,8 @@ class TtTModel(AbsESPnetModel):
 
     def _ar_baseline_loss(self, seq, valid, is_audio, supervised):
         """audio_objective "ar": every supervised token by shifted CE under a causal mask."""
-        logits = self.backbone(seq, build_modality_mask(torch.zeros_like(is_audio), valid))  # no span: causal
+        causal = build_modality_mask(torch.zeros_like(is_audio), valid)  # no span: causal
+        logits = self.backbone(seq, causal, span_positions=self.backbone.span_positions(is_audio))
         loss_ar, ok_text, n_text = ar_text_loss(logits, seq, supervised & ~is_audio)
         loss_audio, ok_audio, n_audio = ar_text_loss(logits, seq, supervised & is_audio)
         loss = self.ar_weight * loss_ar + self.diffusion_weight * loss_audio

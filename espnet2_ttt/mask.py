@@ -23,6 +23,19 @@ def span_starts(is_audio: torch.Tensor) -> torch.Tensor:
     return is_audio & ~prev
 
 
+def positions_in_span(is_audio: torch.Tensor) -> torch.Tensor:
+    """[B, L] bool -> [B, L] long: 1, 2, ... along every audio span, 0 at text positions.
+
+    Input of a backbone's span-position embedding (``span_positions`` in
+    :class:`~espnet2_ttt.models.transformer.TtTTransformer`): a fully masked span's positions
+    differ only by RoPE otherwise.  Position ``i`` of a span depends only on the ids up to ``i``,
+    so with a KV cache the new positions' values are the tail of the whole sequence's.
+    """
+    pos = torch.arange(is_audio.shape[-1], device=is_audio.device).expand_as(is_audio)
+    last_text = torch.where(is_audio, -1, pos).cummax(dim=-1).values  # -1 before any text
+    return torch.where(is_audio, pos - last_text, 0)
+
+
 def build_modality_mask(
     is_audio: torch.Tensor,
     key_valid: Optional[torch.Tensor] = None,

@@ -17,6 +17,8 @@ identity is the AO-ARM / absorbing-diffusion equivalence, tested exactly by enum
 * :func:`importance_weighted_nll` of ``K`` of them, ``-log mean_k exp(-l(pi_k))``, is an
   upper bound on the span NLL whose expectation falls towards it as ``K`` grows (the IWAE
   bound; ``K = 1`` is the ELBO), so ``ELBO - IW_K`` is a lower bound on the gap.
+* :func:`causal_span_nll` is the exact span NLL of a left-to-right model (the AR-only
+  baseline, ``audio_objective: ar``), to read the bounds against.
 * :func:`masking_bound_samples` draws the training estimator (the model's own masking,
   :func:`espnet2_ttt.corruption.diffusion_corruption`, with ``eps = 0``), with a clean
   context or, as training has it, earlier spans masked at the same rate.
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from espnet2_ttt.corruption import CorruptionConfig, diffusion_corruption
-from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.mask import build_modality_mask, causal_mask
 from espnet2_ttt.models.transformer import AbsBackbone
 from espnet2_ttt.vocabulary import TtTVocabulary
 
@@ -55,10 +57,11 @@ def masked_span_logprobs(
     ids = torch.cat([context, span])
     if masked.shape[1:] != ids.shape:
         raise ValueError(f"masked has shape {tuple(masked.shape)}, expected [N, {len(ids)}]")
-    attn_mask = build_modality_mask(vocab.is_audio_side(ids)[None])
+    is_audio = vocab.is_audio_side(ids)[None]
+    attn_mask, span_pos = build_modality_mask(is_audio), backbone.span_positions(is_audio)
     out = []
     for rows in masked.split(batch_size):
-        logits = backbone(torch.where(rows, vocab.mask_id, ids), attn_mask)[:, len(context):]
+        logits = backbone(torch.where(rows, vocab.mask_id, ids), attn_mask, span_positions=span_pos)[:, len(context):]
         logp = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
         out.append(logp.gather(2, span.expand(len(rows), -1)[:, :, None]).squeeze(2))
     return torch.cat(out)
@@ -118,3 +121,16 @@ def masking_bound_samples(
                                         CorruptionConfig(eps=0.0), generator)
     logp = masked_span_logprobs(backbone, vocab, context, span, masked, batch_size)
     return -(logp * masked[:, n_ctx:]).sum(dim=1) / t.to(logp)
+
+
+@torch.no_grad()
+def causal_span_nll(backbone: AbsBackbone, vocab: TtTVocabulary, context: torch.Tensor, span: torch.Tensor) -> float:
+    """``-sum_i log q(a_i | c, a_<i)`` under plain causal attention (shifted logits): the exact
+    span NLL of a model trained with ``audio_objective: ar``.  ``context`` must be non-empty."""
+    if len(context) == 0:
+        raise ValueError("the span needs a context (at least the SOA that opens it)")
+    ids = torch.cat([context, span])
+    span_pos = backbone.span_positions(vocab.is_audio_side(ids)[None])
+    logits = backbone(ids[None], causal_mask(len(ids), ids.device), span_positions=span_pos)[0, len(context) - 1 : -1]
+    logp = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+    return -float(logp.gather(1, span[:, None]).sum())

@@ -39,6 +39,14 @@ def model(vocab):
     return TtTTransformer(vocab_size=len(vocab), d_model=64, n_layer=2, n_head=4, max_len=400, init_std=0.2).double()
 
 
+@pytest.fixture(scope="module")
+def span_model(vocab):
+    """With a span-position table shorter than the test spans (11 codes, 8 prompt codes): clamped rows used."""
+    torch.manual_seed(1)
+    return TtTTransformer(vocab_size=len(vocab), d_model=64, n_layer=2, n_head=4, max_len=400, init_std=0.2,
+                          span_position_embeddings=6).double()
+
+
 def prompt_for(vocab, mode):
     text = ["w1", "w2", "w3"]
     codes = [3, 1, 4, 1, 5, 9, 2, 6]
@@ -61,10 +69,12 @@ def decode(model, vocab, prompt, seed=0, forcing=None, **kw):
 
 
 # ---------------------------------------------------------------- exact cache
+@pytest.mark.parametrize("span_positions", [False, True])
 @pytest.mark.parametrize("cfg_scale", [0.0, 0.5])
 @pytest.mark.parametrize("mode", ["text", "asr", "tts", "chat"])
-def test_cached_equals_reference(model, vocab, mode, cfg_scale):
+def test_cached_equals_reference(model, span_model, vocab, mode, cfg_scale, span_positions):
     """Same seed, float64: the cached path writes exactly the reference (full recompute) tokens."""
+    model = span_model if span_positions else model
     prompt = prompt_for(vocab, mode)
     # start with one forced span so that every mode has diffusion and AR after a span
     forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
@@ -191,7 +201,7 @@ class ScriptedBackbone(AbsBackbone):
         self.at_mask, self.at_token, self.default = at_mask, at_token, default
         self.anchor = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))  # gives a device
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
         logits = torch.zeros(*input_ids.shape, self.vocab_size, dtype=torch.float64)
         for i, (tok, p) in enumerate(zip(input_ids[0].tolist(), position_ids[0].tolist())):
             table = self.at_mask if tok == self.mask_id else self.at_token
@@ -285,7 +295,7 @@ def test_block_stops_once_its_eoa_is_settled(vocab):
             super().__init__(vocab, at_mask, at_token, vocab.token2id["w0"])
             self.boost = boost
 
-        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
             logits = super().forward(input_ids, attn_mask, position_ids, cache, extend_cache)
             for i, p in enumerate(position_ids[0].tolist()):
                 logits[0, i] *= self.boost.get(p, 1.0)

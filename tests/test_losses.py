@@ -21,7 +21,7 @@ class ConstantLogits(AbsBackbone):
         self.vocab_size = vocab_size
         self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
         return self.bias.expand(*input_ids.shape, -1)
 
     def new_cache(self):
@@ -60,18 +60,20 @@ def test_loss_equals_hand_computed_value_for_uniform_model():
     assert weight.item() == 1
 
 
-def test_loss_equals_reference_loops_on_a_random_model():
+@pytest.mark.parametrize("span_position_embeddings", [0, 4])
+def test_loss_equals_reference_loops_on_a_random_model(span_position_embeddings):
     torch.manual_seed(0)
     v = tiny_vocab()
-    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2, span_position_embeddings=span_position_embeddings)
     model = TtTModel(v, backbone, ar_weight=0.7, diffusion_weight=1.3).double().eval()
     rng = random.Random(4)
     ids, lengths = _batch(v, [chat_sequence(rng, k) for k in (1, 3, 2)])
     noisy, masked, p, maskable = _replay_masking(model, ids, lengths)
     loss, stats, _ = model(ids, lengths)
-    from espnet2_ttt.mask import build_modality_mask
+    from espnet2_ttt.mask import build_modality_mask, positions_in_span
     valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
-    logp = backbone(noisy, build_modality_mask(v.is_audio_side(ids), valid)).log_softmax(-1)
+    span_pos = positions_in_span(v.is_audio_side(ids))
+    logp = backbone(noisy, build_modality_mask(v.is_audio_side(ids), valid), span_positions=span_pos).log_softmax(-1)
     sup = supervised_mask(ids, valid, v)
     l_ar = l_diff = 0.0
     for b in range(ids.shape[0]):

@@ -1,6 +1,6 @@
 import torch
 
-from espnet2_ttt.mask import build_modality_mask, segment_ids
+from espnet2_ttt.mask import build_modality_mask, positions_in_span, segment_ids
 
 
 def brute_force_mask(is_audio, valid):
@@ -49,3 +49,11 @@ def test_last_rows_match_the_full_mask():
     full = build_modality_mask(is_audio)
     for n in (1, 5, 30):
         assert torch.equal(build_modality_mask(is_audio, num_queries=n), full[:, :, -n:])
+
+
+def test_positions_in_span_count_along_each_span():
+    is_audio = torch.tensor([[1, 1, 0, 0, 1, 1, 1, 0, 1], [0, 1, 0, 1, 1, 0, 0, 0, 0]]).bool()
+    expected = torch.tensor([[1, 2, 0, 0, 1, 2, 3, 0, 1], [0, 1, 0, 1, 2, 0, 0, 0, 0]])
+    assert torch.equal(positions_in_span(is_audio), expected)
+    # a position's value depends only on what precedes it: the tail of a longer sequence agrees
+    assert torch.equal(positions_in_span(is_audio[:, :6]), expected[:, :6])

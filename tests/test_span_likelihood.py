@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from espnet2_ttt.corruption import CorruptionConfig, diffusion_corruption
-from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.mask import build_modality_mask, positions_in_span
 from espnet2_ttt.models.transformer import TtTTransformer
 from espnet2_ttt.span_likelihood import (
+    causal_span_nll,
     importance_weighted_nll,
     masked_span_logprobs,
     masking_bound_samples,
@@ -38,14 +39,20 @@ def reference_logprob(model, vocab, context, span, masked_positions, position, m
         inputs[len(context) + i] = vocab.mask_id
     for i in masked_context:
         inputs[i] = vocab.mask_id
-    mask = build_modality_mask(vocab.is_audio_side(ids)[None])
+    is_audio = vocab.is_audio_side(ids)[None]
     with torch.no_grad():
-        logits = model(inputs[None], mask)[0, len(context) + position]
+        logits = model(inputs[None], build_modality_mask(is_audio), span_positions=positions_in_span(is_audio))
+        logits = logits[0, len(context) + position]
     return float(torch.log_softmax(logits, -1)[span[position]])
 
 
-def test_order_nlls_equal_step_by_step_reference(setup):
+@pytest.mark.parametrize("span_position_embeddings", [0, 2])
+def test_order_nlls_equal_step_by_step_reference(setup, span_position_embeddings):
     vocab, model, context, span = setup
+    if span_position_embeddings:
+        torch.manual_seed(1)
+        model = TtTTransformer(len(vocab), d_model=32, n_layer=2, n_head=4, max_len=64, init_std=0.3,
+                               span_position_embeddings=span_position_embeddings).double().eval()
     orders = torch.tensor(list(itertools.permutations(range(len(span)))))
     got = order_nlls(model, vocab, context, span, orders, batch_size=7)
     for order, value in zip(orders.tolist(), got.tolist()):
@@ -125,3 +132,16 @@ def test_span_must_be_audio_side(setup):
         masked_span_logprobs(model, vocab, context, torch.cat([span, context[-1:]]), torch.ones(1, 10, dtype=torch.bool))
     with pytest.raises(ValueError, match="expected"):
         masked_span_logprobs(model, vocab, context, span, torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_causal_span_nll_equals_next_token_steps(setup):
+    vocab, model, context, span = setup
+    ref = 0.0
+    for i in range(len(span)):
+        prefix = torch.cat([context, span[:i]])
+        with torch.no_grad():
+            logits = model(prefix[None], None)[0, -1]  # plain causal, last position
+        ref -= float(torch.log_softmax(logits, -1)[span[i]])
+    assert causal_span_nll(model, vocab, context, span) == pytest.approx(ref, abs=1e-10)
+    with pytest.raises(ValueError, match="context"):
+        causal_span_nll(model, vocab, context[:0], span)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from espnet2_ttt.mask import build_modality_mask
+from espnet2_ttt.mask import build_modality_mask, positions_in_span
 from espnet2_ttt.models.transformer import TtTTransformer, apply_rope
 
 
@@ -110,3 +110,29 @@ def test_cpu_relayout_keeps_values_parameters_and_ties():
         assert v.shape == state[k].shape and torch.equal(v, state[k]), k
     m.train()(ids, None).pow(2).mean().backward()
     assert all(p.grad is not None and p.grad.shape == p.shape for p in m.parameters())
+
+
+def test_span_position_embeddings_add_one_row_per_position_in_span():
+    torch.manual_seed(0)
+    plain = TtTTransformer(vocab_size=50, d_model=32, n_layer=2, n_head=4, max_len=64).double()
+    spans = TtTTransformer(vocab_size=50, d_model=32, n_layer=2, n_head=4, max_len=64, span_position_embeddings=3).double()
+    spans.load_state_dict(plain.state_dict(), strict=False)  # all but span_embed
+    ids = torch.randint(0, 50, (2, 12))
+    is_audio = torch.rand(2, 12) < 0.6
+    span_pos = positions_in_span(is_audio)
+    mask = build_modality_mask(is_audio)
+    with torch.no_grad():
+        spans.span_embed.weight.zero_()
+        assert torch.equal(spans(ids, mask, span_positions=span_pos), plain(ids, mask))
+        # positions past the table share its last row
+        spans.span_embed.weight.normal_()
+        table = spans.span_embed.weight
+        expected = plain.embed(ids) + table[span_pos.clamp(max=3)]
+        grabbed = {}
+        hook = spans.blocks[0].register_forward_pre_hook(lambda mod, args: grabbed.update(x=args[0]))
+        spans(ids, mask, span_positions=span_pos)
+        hook.remove()
+        assert torch.equal(grabbed["x"], expected)
+    assert spans.span_positions(is_audio, num_queries=5).equal(span_pos[:, -5:]) and plain.span_positions(is_audio) is None
+    with pytest.raises(ValueError, match="span_positions"):
+        spans(ids, mask)

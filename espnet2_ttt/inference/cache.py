@@ -42,7 +42,8 @@ class FullRecompute:
         """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits."""
         mask = build_modality_mask(self.is_audio(ids))
         pos = torch.arange(start, start + len(ids), device=ids.device)[None]
-        return self.backbone(ids[None], mask, pos)[0]
+        span_pos = self.backbone.span_positions(self.vocab.is_audio_side(ids)[None])
+        return self.backbone(ids[None], mask, pos, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
         return self.run(seq)[-1]
@@ -64,11 +65,14 @@ class CachedRunner(FullRecompute):
         A single new position is the last one and sees everything before it and itself, under
         the modality mask for either side, so it runs without a mask (plain causal).
         """
+        span_pos = None
+        if self.backbone.uses_span_positions:
+            span_pos = self.backbone.span_positions(self.vocab.is_audio_side(torch.cat([seq, new]))[None], len(new))
         if len(new) == 1:
             mask = None
         else:
             mask = build_modality_mask(self.is_audio(torch.cat([seq, new])), num_queries=len(new))
-        return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend)[0]
+        return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
         """Appends the uncached tail of ``seq`` (one AR token, or a finished span + EOA) to the cache."""

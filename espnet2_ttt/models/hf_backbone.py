@@ -150,8 +150,11 @@ class HFCausalLM(AbsBackbone):
     def new_cache(self) -> HFCache:
         return HFCache(self.model.config)
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
-        """[B, L] ids, [B, 1, L, cache.length + L] bool mask (None: causal) -> [B, L, V] logits."""
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
+        """[B, L] ids, [B, 1, L, cache.length + L] bool mask (None: causal) -> [B, L, V] logits.
+
+        ``span_positions`` is not used (``uses_span_positions`` is False: the pretrained
+        architecture has no such embedding)."""
         B, L = input_ids.shape
         past = 0 if cache is None else cache.length
         if position_ids is None:

@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from espnet2_ttt.mask import positions_in_span
+
 
 class KVCache:
     """Keys/values of a fixed prefix, per layer [B, H_kv, T, D], in storage allocated once.
@@ -68,6 +70,9 @@ class AbsBackbone(nn.Module, ABC):
     """What the TtT model and decoder need from a backbone."""
 
     vocab_size: int
+    # True: forward needs ``span_positions`` ([B, Lq] long, :func:`espnet2_ttt.mask.positions_in_span`
+    # of the whole sequence, the new positions' tail when a cache is used)
+    uses_span_positions: bool = False
 
     @abstractmethod
     def forward(
@@ -77,8 +82,16 @@ class AbsBackbone(nn.Module, ABC):
         position_ids: Optional[torch.Tensor] = None,
         cache=None,
         extend_cache: bool = False,
+        span_positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """[B, Lq] ids, [B, 1, Lq, Lk] bool mask (None = plain causal) -> [B, Lq, V] logits."""
+
+    def span_positions(self, is_audio: torch.Tensor, num_queries: Optional[int] = None) -> Optional[torch.Tensor]:
+        """What to pass as ``span_positions`` for a sequence with audio side ``is_audio`` [B, L]
+        (cache + new): the last ``num_queries`` columns (default all), or None when not used."""
+        if not self.uses_span_positions:
+            return None
+        return positions_in_span(is_audio)[:, -(num_queries or is_audio.shape[1]) :]
 
     @abstractmethod
     def new_cache(self):
@@ -171,6 +184,10 @@ class TtTTransformer(AbsBackbone):
         max_len: longest position RoPE tables are built for.
         tie_embeddings: share the input embedding with the output layer.
         gradient_checkpointing: recompute blocks in backward (training memory).
+        span_position_embeddings: N > 0 adds a learned embedding of the position inside the
+            audio span (1..N, later positions share N; text positions row 0) to the input, so
+            the positions of a fully masked span are told apart by more than RoPE; 0 = none
+            (the official architecture).
     """
 
     def __init__(
@@ -187,6 +204,7 @@ class TtTTransformer(AbsBackbone):
         tie_embeddings: bool = True,
         init_std: float = 0.02,
         gradient_checkpointing: bool = False,
+        span_position_embeddings: int = 0,
     ):
         super().__init__()
         if d_model % n_head:
@@ -198,6 +216,8 @@ class TtTTransformer(AbsBackbone):
         self.vocab_size, self.max_len, self.n_layer = vocab_size, max_len, n_layer
         self.gradient_checkpointing = gradient_checkpointing
         self.embed = nn.Embedding(vocab_size, d_model)
+        self.uses_span_positions = span_position_embeddings > 0
+        self.span_embed = nn.Embedding(span_position_embeddings + 1, d_model) if self.uses_span_positions else None
         self.blocks = nn.ModuleList(Block(d_model, n_head, n_kv_head, d_ff, dropout) for _ in range(n_layer))
         self.norm = RMSNorm(d_model)
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
@@ -220,10 +240,14 @@ class TtTTransformer(AbsBackbone):
     def new_cache(self) -> KVCache:
         return KVCache(self.n_layer, self.max_len)
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
         B, L = input_ids.shape
         past = 0 if cache is None else cache.length
         x = self.embed(input_ids)
+        if self.span_embed is not None:
+            if span_positions is None:
+                raise ValueError("this backbone has span_position_embeddings: pass span_positions")
+            x = x + self.span_embed(span_positions.clamp(max=self.span_embed.num_embeddings - 1))
         if position_ids is None:  # contiguous positions after the cache: a slice, no gather
             if past + L > self.max_len:
                 raise ValueError(f"position {past + L - 1} exceeds the backbone's max_len={self.max_len}")
