@@ -16,7 +16,9 @@ NLLs normal, the span NLL would be ``mean - var / 2``: the column ``var/2`` give
 span on (``--span_index 1``), "noisy ctx" is the training estimator with the earlier spans
 masked at the same rate, as training draws it (the bound conditions on clean spans), drawn
 with the same rates and span masks as the clean-context column (paired).  All values
-are nats per span position, averaged over spans.  Ends with the lines ``elbo_per_token``,
+are nats per span position, averaged over spans.  ``--ar_exp_dir``: also the exact span NLL
+of the AR-only baseline (``audio_objective: ar``) on the same spans, the likelihood side of
+baseline parity.  Ends with the lines ``elbo_per_token``,
 ``iw<K>_per_token`` and ``gap_per_token``.  Draws are seeded (``--seed``).
 """
 import argparse
@@ -29,7 +31,7 @@ import torch
 
 from espnet2_ttt.mask import span_starts
 from espnet2_ttt.sequence import supervised_mask
-from espnet2_ttt.span_likelihood import importance_weighted_nll, masking_bound_samples, order_nlls, random_orders
+from espnet2_ttt.span_likelihood import causal_span_nll, importance_weighted_nll, masking_bound_samples, order_nlls, random_orders
 from espnet2_ttt.tasks.ttt import TtTTask
 
 print = functools.partial(print, flush=True)
@@ -84,6 +86,8 @@ def main(cmd=None):
     parser.add_argument("--draws", type=int, default=256, help="draws of the training estimator per span")
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ar_exp_dir", type=Path,
+                        help="an AR-only baseline (audio_objective: ar, same token list): its exact span NLL per span")
     args = parser.parse_args(cmd)
     if args.orders < 4 or args.num_spans < 1:
         parser.error("--orders must be >= 4 and --num_spans >= 1")
@@ -92,6 +96,12 @@ def main(cmd=None):
     model, _ = TtTTask.build_model_from_file(train_config, model_file, "cpu")
     model.eval()
     backbone, vocab = model.backbone, model.vocab
+    ar_model = None
+    if args.ar_exp_dir:
+        ar_model, _ = TtTTask.build_model_from_file(args.ar_exp_dir / "config.yaml", args.ar_exp_dir / "valid.acc.ave.pth", "cpu")
+        if ar_model.audio_objective != "ar" or ar_model.vocab.token_list != vocab.token_list:
+            raise SystemExit(f"{args.ar_exp_dir}: not an AR-only model (audio_objective: ar) with the same token list")
+        ar_model.eval()
     g = torch.Generator().manual_seed(args.seed)
 
     sequences = read_sequences(args.seq_file, vocab, args.task)
@@ -112,8 +122,9 @@ def main(cmd=None):
           f"sequences from {args.seq_file}; {args.orders} orders, {args.draws} masking draws per span; "
           f"threads={torch.get_num_threads()}")
     print(f"{'id':40s} {'n':>3s} {'ctx':>4s} {'ELBO(orders)':>12s} {'ELBO(masking)':>13s} {'noisy ctx':>9s} "
-          + " ".join(f"{'IW_' + str(k):>7s}" for k in ks) + f" {'var/2':>7s}  (nats per position)")
-    rows, paired, paired_se = [], [], []
+          + " ".join(f"{'IW_' + str(k):>7s}" for k in ks) + f" {'var/2':>7s}" + (" AR-only" if ar_model else "")
+          + "  (nats per position)")
+    rows, paired, paired_se, ar_nlls = [], [], [], []
     t0 = time.perf_counter()
     for key, ids, s, e in chosen:
         context, span = ids[:s], ids[s:e]
@@ -135,9 +146,11 @@ def main(cmd=None):
         rows.append((float(nlls.mean()) / n, float(draws.mean()) / n, iw,
                      float(nlls.std()) / math.sqrt(len(nlls)) / n, float(draws.std()) / math.sqrt(len(draws)) / n,
                      float(nlls.var()) / 2 / n, noisy))
+        if ar_model:
+            ar_nlls.append(causal_span_nll(ar_model.backbone, vocab, context, span) / n)
         print(f"{key:40s} {n:3d} {s:4d} {rows[-1][0]:12.4f} {rows[-1][1]:13.4f} {rows[-1][6]:9.4f} "
               + " ".join(f"{v:7.4f}" for v in iw)
-              + f" {rows[-1][5]:7.4f}")
+              + f" {rows[-1][5]:7.4f}" + (f" {ar_nlls[-1]:7.4f}" if ar_model else ""))
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     elbo, elbo_masking = mean([r[0] for r in rows]), mean([r[1] for r in rows])
     iw = [mean([r[2][j] for r in rows]) for j in range(len(ks))]
@@ -155,6 +168,8 @@ def main(cmd=None):
         print(f"earlier spans masked at the same rate, as training draws them (paired draws): training estimator "
               f"{mean([r[6] for r in rows]):.4f}, {mean(paired):+.4f} +- "
               f"{math.sqrt(sum(x ** 2 for x in paired_se)) / len(paired):.4f} against the clean context")
+    if ar_nlls:
+        print(f"AR-only model ({args.ar_exp_dir}), exact span NLL of the same spans: {mean(ar_nlls):.4f} nats per position")
     print(f"elbo_per_token={elbo:.4f}")
     print(f"iw{ks[-1]}_per_token={iw[-1]:.4f}")
     print(f"gap_per_token={gap:.4f}")
