@@ -65,13 +65,12 @@ class CachedRunner(FullRecompute):
         A single new position is the last one and sees everything before it and itself, under
         the modality mask for either side, so it runs without a mask (plain causal).
         """
-        span_pos = None
-        if self.backbone.uses_span_positions:
-            span_pos = self.backbone.span_positions(self.vocab.is_audio_side(torch.cat([seq, new]))[None], len(new))
-        if len(new) == 1:
-            mask = None
-        else:
-            mask = build_modality_mask(self.is_audio(torch.cat([seq, new])), num_queries=len(new))
+        mask = span_pos = None
+        if len(new) > 1 or self.backbone.uses_span_positions:
+            ids = torch.cat([seq, new])
+            span_pos = self.backbone.span_positions(self.vocab.is_audio_side(ids)[None], len(new))
+            if len(new) > 1:
+                mask = build_modality_mask(self.is_audio(ids), num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
