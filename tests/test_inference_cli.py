@@ -287,3 +287,31 @@ def test_an_ar_objective_training_config_decodes_spans_one_code_per_forward(mode
     assert outs["ar"].forwards["audio_ar"] >= 4 and "diffusion" not in outs["ar"].forwards
     assert outs["diffusion"].forwards["diffusion"] >= 1 and "audio_ar" not in outs["diffusion"].forwards
     assert len(outs["ar"].spans[0]) == 3  # the forced non-final span length holds either way
+
+
+
+@pytest.mark.filterwarnings("ignore:Expanding a local model")
+def test_span_position_embeddings_from_the_training_config(model_dir, tmp_path):
+    """backbone_conf.span_position_embeddings in the training config builds the table; with the
+    trained weights and a zero table, the API and the packed model decode what the model without
+    the table decodes (the positions travel through every path; a zero row adds nothing)."""
+    import torch
+    from espnet2.main_funcs.pack_funcs import pack
+
+    config = yaml.safe_load((model_dir / "config.yaml").read_text())
+    config["backbone_conf"]["span_position_embeddings"] = 4
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    weights = torch.load(model_dir / "valid.loss.best.pth", map_location="cpu")
+    weights["backbone.span_embed.weight"] = torch.zeros(5, config["backbone_conf"]["d_model"])
+    torch.save(weights, tmp_path / "model.pth")
+    zip_path = tmp_path / "model.zip"
+    pack(files={"ttt_model_file": str(tmp_path / "model.pth")},
+         yaml_files={"ttt_train_config": str(tmp_path / "config.yaml")}, option=[], outpath=str(zip_path))
+    plain = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    api = TtTInference(tmp_path / "config.yaml", tmp_path / "model.pth", **DECODE)
+    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), **DECODE)
+    assert api.decoder.backbone.span_embed.num_embeddings == 5
+    for mode, codes in (("chat", CODES["u3"]), ("asr", CODES["u1"])):
+        expected = plain(mode, None, codes, seed=1)
+        for out in (api(mode, None, codes, seed=1), packed(mode, None, codes, seed=1)):
+            assert out.tokens == expected.tokens and out.result.audio_codes == expected.result.audio_codes
