@@ -69,6 +69,8 @@ tasks=asr,tts,qa
 max_seq_len=1024
 chunk_len=13
 span_len=26
+seq_args=""             # extra build_sequences options, e.g. "--text_only_asr true" (ASR answers without
+                        # re-spoken audio; decode them with --inference_args "--asr_force_audio false")
 
 # Stages 7, 8: training
 ttt_config=conf/train_ttt.yaml
@@ -234,10 +236,11 @@ fi
 if run_stage 6; then
     stage_begin 6 "Interleaved training sequences (${tasks}) -> ${seqdir}"
     for x in ${train_set} ${valid_set}; do
+        # shellcheck disable=SC2086
         ${python} -m espnet2_ttt.bin.build_sequences --bpemodel "${bpemodel}" --token_list "${token_list}" \
             --codes "${dumpdir}/codes/${x}/codes" --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
             --tasks "${tasks}" --max_len "${max_seq_len}" --chunk_len "${chunk_len}" --span_len "${span_len}" \
-            --output "${seqdir}/${x}/seq"
+            --output "${seqdir}/${x}/seq" ${seq_args}
     done
     for x in ${test_sets}; do
         ${python} -m espnet2_ttt.bin.prepare_eval --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
