@@ -8,6 +8,7 @@ import yaml
 
 from espnet2_ttt.bin.ttt_inference import TtTInference, decode_options, get_parser, main as ttt_inference, utterance_seed
 from espnet2_ttt.bin.ttt_train import main as ttt_train
+from espnet2_ttt.models.cpu_layout import default_cpu_weight_layout
 from espnet2_ttt.speech import PrecomputedTokenizer
 
 from espnet2_ttt.inference import DecodeConfig, Forcing
@@ -133,8 +134,8 @@ def test_packed_model_from_pretrained(model_dir, tmp_path):
 
 
 def test_cpu_weight_layout_changes_no_output(model_dir):
-    """On CPU the API stores the wide weights input-major by default (faster decoding steps on
-    some CPUs); "as_trained" keeps them; a turn decodes to the same tokens either way."""
+    """On CPU "input_major" stores the wide weights input-major (faster decoding steps on some
+    CPUs), "as_trained" keeps them, "auto" picks one by CPU vendor; same tokens either way."""
     out = {}
     for layout in ("input_major", "as_trained"):
         api = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE, cpu_weight_layout=layout)
@@ -145,8 +146,21 @@ def test_cpu_weight_layout_changes_no_output(model_dir):
         out[layout] = api("chat", None, CODES["u3"], seed=1)
     assert out["input_major"].tokens == out["as_trained"].tokens
     assert out["input_major"].result.audio_codes == out["as_trained"].result.audio_codes
+    auto = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
+    relaid = auto.decoder.backbone.lm_head.weight.t().is_contiguous()
+    assert relaid == (default_cpu_weight_layout() == "input_major")
+    assert auto("chat", None, CODES["u3"], seed=1).tokens == out["as_trained"].tokens
     with pytest.raises(ValueError, match="cpu_weight_layout"):
-        TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", cpu_weight_layout="auto")
+        TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", cpu_weight_layout="fastest")
+
+
+@pytest.mark.parametrize("vendor, layout", [("AuthenticAMD", "input_major"), ("GenuineIntel", "as_trained"),
+                                            (None, "as_trained")])
+def test_default_cpu_weight_layout_by_vendor(tmp_path, vendor, layout):
+    cpuinfo = tmp_path / "cpuinfo"
+    if vendor:
+        cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: 25\n\nprocessor\t: 1\n")
+    assert default_cpu_weight_layout(cpuinfo) == layout  # a missing file: PyTorch's own layout
 
 
 def test_streaming_api_time_to_first_audio(model_dir):

@@ -37,13 +37,12 @@ from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_no
 from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, Forcing, TtTDecoder, TurnEndEvent
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
-from espnet2_ttt.models.cpu_layout import relayout_linear_weights_for_cpu
+from espnet2_ttt.models.cpu_layout import CPU_WEIGHT_LAYOUTS, relayout_linear_weights_for_cpu, resolve_cpu_weight_layout
 from espnet2_ttt.sequence_builder import spoken_text_layout
 from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
-CPU_WEIGHT_LAYOUTS = ("input_major", "as_trained")
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
 
 
@@ -67,8 +66,8 @@ class TtTInference:
         device: "cpu", "cuda", ...; dtype: one of DTYPES.
         cpu_weight_layout: "input_major" stores float32 CPU weights wider than tall input-major
             (:mod:`espnet2_ttt.models.cpu_layout`: same values, faster one-token steps on the
-            AMD box of the benchmarks), "as_trained" keeps them (as fast or faster on the Intel
-            AVX-512 box measured: README, Benchmarks).
+            AMD box of the benchmarks), "as_trained" keeps them (faster on the Intel AVX-512 box
+            measured: README, Benchmarks); "auto" (default) picks input_major on AMD CPUs only.
         bpemodel: text tokenizer for raw text, a SentencePiece model or a Hugging Face tokenizer
             directory (default: the training config's).
         speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
@@ -84,15 +83,14 @@ class TtTInference:
         dtype: str = "float32",
         bpemodel: Optional[str] = None,
         speech_tokenizer_dir: Optional[str] = None,
-        cpu_weight_layout: str = "input_major",
+        cpu_weight_layout: str = "auto",
         **decode_conf,
     ):
         from espnet2_ttt.tasks.ttt import TtTTask
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-        if cpu_weight_layout not in CPU_WEIGHT_LAYOUTS:
-            raise ValueError(f"cpu_weight_layout must be one of {CPU_WEIGHT_LAYOUTS}, got {cpu_weight_layout!r}")
+        cpu_weight_layout = resolve_cpu_weight_layout(cpu_weight_layout)
         try:
             model, train_args = TtTTask.build_model_from_file(train_config, model_file, device)
         except ValueError as e:
@@ -341,9 +339,9 @@ def get_parser() -> config_argparse.ArgumentParser:
     parser.add_argument("--ngpu", type=int, default=0, help="0: CPU, 1: one GPU")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    parser.add_argument("--cpu_weight_layout", default="input_major", choices=CPU_WEIGHT_LAYOUTS,
-                        help="float32 CPU weights stored input-major (same values; faster steps on some CPUs) "
-                             "or as trained")
+    parser.add_argument("--cpu_weight_layout", default="auto", choices=CPU_WEIGHT_LAYOUTS,
+                        help="float32 CPU weights stored input-major (same values; faster steps on some CPUs), "
+                             "as trained, or auto (input-major on AMD CPUs only)")
     parser.add_argument("--batch_size", type=int, default=1, help="only 1")
     group = parser.add_argument_group("Input data related")
     group.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True, action="append",
