@@ -33,16 +33,16 @@ class FullRecompute:
     def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary, causal: bool = False):
         self.backbone, self.vocab, self.causal = backbone, vocab, causal
 
-    def is_audio(self, ids: torch.Tensor) -> torch.Tensor:
-        """[L] ids -> [1, L] bool: the spans the mask makes bidirectional (none when causal)."""
-        is_audio = self.vocab.is_audio_side(ids)[None]
+    def bidirectional(self, is_audio: torch.Tensor) -> torch.Tensor:
+        """[1, L] audio side -> [1, L] bool: the spans the mask makes bidirectional (none when causal)."""
         return torch.zeros_like(is_audio) if self.causal else is_audio
 
     def run(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits."""
-        mask = build_modality_mask(self.is_audio(ids))
+        is_audio = self.vocab.is_audio_side(ids)[None]
+        mask = build_modality_mask(self.bidirectional(is_audio))
         pos = torch.arange(start, start + len(ids), device=ids.device)[None]
-        span_pos = self.backbone.span_positions(self.vocab.is_audio_side(ids)[None])
+        span_pos = self.backbone.span_positions(is_audio)
         return self.backbone(ids[None], mask, pos, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
@@ -67,10 +67,10 @@ class CachedRunner(FullRecompute):
         """
         mask = span_pos = None
         if len(new) > 1 or self.backbone.uses_span_positions:
-            ids = torch.cat([seq, new])
-            span_pos = self.backbone.span_positions(self.vocab.is_audio_side(ids)[None], len(new))
+            is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
+            span_pos = self.backbone.span_positions(is_audio, len(new))
             if len(new) > 1:
-                mask = build_modality_mask(self.is_audio(ids), num_queries=len(new))
+                mask = build_modality_mask(self.bidirectional(is_audio), num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
