@@ -39,6 +39,11 @@ from espnet2_ttt.models.transformer import AbsBackbone
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities over the last axis in at least float32 (bfloat16 models included)."""
+    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+
+
 @torch.no_grad()
 def masked_span_logprobs(
     backbone: AbsBackbone,
@@ -62,7 +67,7 @@ def masked_span_logprobs(
     out = []
     for rows in masked.split(batch_size):
         logits = backbone(torch.where(rows, vocab.mask_id, ids), attn_mask, span_positions=span_pos)[:, len(context):]
-        logp = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        logp = _log_softmax(logits)
         out.append(logp.gather(2, span.expand(len(rows), -1)[:, :, None]).squeeze(2))
     return torch.cat(out)
 
@@ -132,5 +137,4 @@ def causal_span_nll(backbone: AbsBackbone, vocab: TtTVocabulary, context: torch.
     ids = torch.cat([context, span])
     span_pos = backbone.span_positions(vocab.is_audio_side(ids)[None])
     logits = backbone(ids[None], causal_mask(len(ids), ids.device), span_positions=span_pos)[0, len(context) - 1 : -1]
-    logp = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-    return -float(logp.gather(1, span[:, None]).sum())
+    return -float(_log_softmax(logits).gather(1, span[:, None]).sum())
