@@ -16,6 +16,7 @@ from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.inference import DecodeConfig, Forcing, TtTDecoder, build_prompt
 from espnet2_ttt.mask import build_modality_mask
 from espnet2_ttt.models.hf_backbone import HFCausalLM
+from espnet2_ttt.models.transformer import FULL_ATTENTION
 from espnet2_ttt.pretrained_vocab import HFTextTokenizer, official_codebook_size, pretrained_rows
 from espnet2_ttt.tasks.ttt import TtTTask
 from espnet2_ttt.text_tokenizer import load_text_tokenizer
@@ -200,6 +201,10 @@ def test_cache_extend_crop_and_bottom_right_causal(model64, vocab):
     model64(text[:, :6], None, cache=cache, extend_cache=True)
     assert torch.allclose(model64(text[:, 6:], None, cache=cache), causal[:, 6:], atol=1e-12)
     assert torch.allclose(model64(text[:, 6:7], None, cache=cache), causal[:, 6:7], atol=1e-12)
+    cache = model64.new_cache()
+    model64(ids[:, :7], None, cache=cache, extend_cache=True)
+    nothing_hidden = torch.ones(1, 1, 9, 16, dtype=torch.bool)
+    assert torch.equal(model64(ids[:, 7:], FULL_ATTENTION, cache=cache), model64(ids[:, 7:], nothing_hidden, cache=cache))
     with pytest.raises(ValueError, match="attn_mask must be bool"):
         model64(ids[:, :3], allow[:, :, :3, :3].float())
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from espnet2_ttt.mask import build_modality_mask, positions_in_span
-from espnet2_ttt.models.transformer import TtTTransformer, apply_rope
+from espnet2_ttt.models.transformer import FULL_ATTENTION, TtTTransformer, apply_rope
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,24 @@ def test_cache_pieces_equal_one_full_forward(model):
     ]
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-12)
     assert cache.length == 20
+
+
+@torch.no_grad()
+def test_full_attention_is_the_modality_mask_of_a_span_after_the_cache(model):
+    """A span run right after the cache: FULL_ATTENTION (no mask tensor) gives the rows of the
+    modality mask exactly; the same positions under plain causal attention differ."""
+    torch.manual_seed(2)
+    ids = torch.randint(0, 50, (1, 16))
+    is_audio = torch.zeros(1, 16, dtype=torch.bool)
+    is_audio[0, 10:] = True
+    cache = model.new_cache()
+    model(ids[:, :10], None, cache=cache, extend_cache=True)
+    masked = model(ids[:, 10:], build_modality_mask(is_audio, num_queries=6), cache=cache)
+    assert build_modality_mask(is_audio, num_queries=6).all()
+    torch.testing.assert_close(model(ids[:, 10:], FULL_ATTENTION, cache=cache), masked, rtol=0, atol=1e-12)
+    assert not torch.allclose(model(ids[:, 10:], None, cache=cache), masked)
+    with pytest.raises(ValueError, match="attn_mask must be"):
+        model(ids[:, 10:], "everything", cache=cache)
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from espnet2_ttt.mask import build_modality_mask
-from espnet2_ttt.models.transformer import AbsBackbone
+from espnet2_ttt.models.transformer import FULL_ATTENTION, AbsBackbone
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
@@ -63,14 +63,18 @@ class CachedRunner(FullRecompute):
         """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``.
 
         A single new position is the last one and sees everything before it and itself, under
-        the modality mask for either side, so it runs without a mask (plain causal).
+        the modality mask for either side, so it runs without a mask (plain causal).  New
+        positions that are all audio side (a span's positions, and its EOA) are one span run:
+        the modality mask lets each see every position, so they run with ``FULL_ATTENTION``.
         """
         mask = span_pos = None
         if len(new) > 1 or self.backbone.uses_span_positions:
             is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
             span_pos = self.backbone.span_positions(is_audio, len(new))
+            bidirectional = self.bidirectional(is_audio)
             if len(new) > 1:
-                mask = build_modality_mask(self.bidirectional(is_audio), num_queries=len(new))
+                mask = FULL_ATTENTION if bool(bidirectional[0, len(seq):].all()) else \
+                    build_modality_mask(bidirectional, num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos)[0]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:

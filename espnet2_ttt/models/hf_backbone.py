@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from espnet2_ttt.models.transformer import AbsBackbone
+from espnet2_ttt.models.transformer import FULL_ATTENTION, AbsBackbone
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
@@ -151,7 +151,8 @@ class HFCausalLM(AbsBackbone):
         return HFCache(self.model.config)
 
     def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
-        """[B, L] ids, [B, 1, L, cache.length + L] bool mask (None: causal) -> [B, L, V] logits.
+        """[B, L] ids, [B, 1, L, cache.length + L] bool mask (None: causal; ``FULL_ATTENTION``: none
+        hidden) -> [B, L, V] logits.
 
         ``span_positions`` is not used (``uses_span_positions`` is False: the pretrained
         architecture has no such embedding)."""
@@ -162,6 +163,10 @@ class HFCausalLM(AbsBackbone):
         if int(position_ids.max()) >= self.max_len:
             raise ValueError(f"position {int(position_ids.max())} exceeds the backbone's max_len={self.max_len}")
         mask = None
+        if isinstance(attn_mask, str):
+            if attn_mask != FULL_ATTENTION:
+                raise ValueError(f"attn_mask must be a bool tensor, None or {FULL_ATTENTION!r}, got {attn_mask!r}")
+            attn_mask = torch.ones(B, 1, L, past + L, dtype=torch.bool, device=input_ids.device)
         if attn_mask is not None:
             if attn_mask.dtype != torch.bool or attn_mask.shape[-2:] != (L, past + L):
                 raise ValueError(f"attn_mask must be bool [B, 1, {L}, {past + L}], got {attn_mask.dtype} {tuple(attn_mask.shape)}")

@@ -12,7 +12,10 @@ KV cache contract (used by the decoder):
     logits = model(ids_new, mask_new, pos_new, cache=cache)
         # ids_new attend to cache + themselves; the cache is left unchanged
 ``mask_new`` is [B, 1, L_new, cache.length + L_new]; ``None`` means plain causal with the
-new positions last (a single new position then sees the whole cache: the AR step).
+new positions last (a single new position then sees the whole cache: the AR step);
+:data:`FULL_ATTENTION` means every new position sees the whole cache and every new position
+(an audio span run right after the cache: what the modality mask allows there), with no mask
+tensor built.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from espnet2_ttt.mask import positions_in_span
+
+FULL_ATTENTION = "full"  # attn_mask value: no position is hidden from any query (module docstring)
 
 
 class KVCache:
@@ -84,7 +89,8 @@ class AbsBackbone(nn.Module, ABC):
         extend_cache: bool = False,
         span_positions: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """[B, Lq] ids, [B, 1, Lq, Lk] bool mask (None = plain causal) -> [B, Lq, V] logits."""
+        """[B, Lq] ids, [B, 1, Lq, Lk] bool mask (None = plain causal, :data:`FULL_ATTENTION` = none
+        hidden) -> [B, Lq, V] logits."""
 
     def span_positions(self, is_audio: torch.Tensor, num_queries: Optional[int] = None) -> Optional[torch.Tensor]:
         """What to pass as ``span_positions`` for a sequence with audio side ``is_audio`` [B, L]
@@ -101,11 +107,11 @@ class AbsBackbone(nn.Module, ABC):
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
-        self.eps = eps
+        self.eps, self.normalized_shape = eps, (dim,)
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
 
 def apply_rope(x, cos, sin_signed):
@@ -130,9 +136,9 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, attn_mask, is_causal, cache, layer, extend_cache):
         B, L, _ = x.shape
         qkv = self.qkv_proj(x).view(B, L, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
-        qk = apply_rope(qkv[:, : self.n_head + self.n_kv_head], cos, sin)  # q and k rotated together
-        q, k = qk.split([self.n_head, self.n_kv_head], dim=1)
-        v = qkv[:, self.n_head + self.n_kv_head :]
+        n_qk = self.n_head + self.n_kv_head
+        qk = apply_rope(qkv[:, :n_qk], cos, sin)  # q and k rotated together
+        q, k, v = qk[:, : self.n_head], qk[:, self.n_head :], qkv[:, n_qk:]
         if cache is not None:
             k, v = cache.attend_to(layer, k, v, extend_cache)
         y = F.scaled_dot_product_attention(
@@ -169,8 +175,13 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, attn_mask, is_causal, cache, layer, extend_cache):
         y = self.attn(self.attn_norm(x), cos, sin, attn_mask, is_causal, cache, layer, extend_cache)
-        x = x + F.dropout(y, self.dropout, self.training)
-        return x + F.dropout(self.mlp(self.mlp_norm(x)), self.dropout, self.training)
+        if self.training and self.dropout:
+            y = F.dropout(y, self.dropout)
+        x = x + y
+        y = self.mlp(self.mlp_norm(x))
+        if self.training and self.dropout:
+            y = F.dropout(y, self.dropout)
+        return x + y
 
 
 class TtTTransformer(AbsBackbone):
@@ -261,6 +272,10 @@ class TtTTransformer(AbsBackbone):
         is_causal = attn_mask is None and past == 0
         if attn_mask is None and past > 0 and L > 1:  # causal with the new positions last
             attn_mask = torch.ones(L, past + L, dtype=torch.bool, device=x.device).tril(past)
+        elif isinstance(attn_mask, str):
+            if attn_mask != FULL_ATTENTION:
+                raise ValueError(f"attn_mask must be a bool tensor, None or {FULL_ATTENTION!r}, got {attn_mask!r}")
+            attn_mask = None  # SDPA without a mask and not causal: every key is seen
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:
                 x = checkpoint(block, x, cos, sin, attn_mask, is_causal, None, i, False, use_reentrant=False)
