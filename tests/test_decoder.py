@@ -201,12 +201,13 @@ class ScriptedBackbone(AbsBackbone):
         self.at_mask, self.at_token, self.default = at_mask, at_token, default
         self.anchor = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))  # gives a device
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None,
+                logits_to_keep=0):
         logits = torch.zeros(*input_ids.shape, self.vocab_size, dtype=torch.float64)
         for i, (tok, p) in enumerate(zip(input_ids[0].tolist(), position_ids[0].tolist())):
             table = self.at_mask if tok == self.mask_id else self.at_token
             logits[0, i, table.get(p, self.default)] = 10.0 + p / 100  # distinct confidences
-        return logits
+        return logits[:, -logits_to_keep:]
 
     def new_cache(self):
         raise NotImplementedError("scripted backbone has no cache")
@@ -295,11 +296,12 @@ def test_block_stops_once_its_eoa_is_settled(vocab):
             super().__init__(vocab, at_mask, at_token, vocab.token2id["w0"])
             self.boost = boost
 
-        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
+        def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None,
+                    logits_to_keep=0):
             logits = super().forward(input_ids, attn_mask, position_ids, cache, extend_cache)
             for i, p in enumerate(position_ids[0].tolist()):
                 logits[0, i] *= self.boost.get(p, 1.0)
-            return logits
+            return logits[:, -logits_to_keep:]
 
     def run(boost):
         dec = TtTDecoder(Boosted(boost), vocab, config(use_cache=False, top_k=0, top_p=1.0, diffusion_temperature=0.0,

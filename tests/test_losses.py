@@ -21,8 +21,9 @@ class ConstantLogits(AbsBackbone):
         self.vocab_size = vocab_size
         self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
-        return self.bias.expand(*input_ids.shape, -1)
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None,
+                logits_to_keep=0):
+        return self.bias.expand(*input_ids.shape, -1)[:, -logits_to_keep:]
 
     def new_cache(self):
         return None

@@ -70,6 +70,20 @@ def test_full_attention_is_the_modality_mask_of_a_span_after_the_cache(model):
 
 
 @torch.no_grad()
+def test_logits_to_keep_gives_the_last_rows(model):
+    """``logits_to_keep`` k: the last k rows of the full output, with and without a cache; the
+    cache still receives every new position's keys and values."""
+    ids = torch.randint(0, 50, (2, 12))
+    full = model(ids, None)
+    torch.testing.assert_close(model(ids, None, logits_to_keep=3), full[:, -3:], rtol=0, atol=0)
+    cache = model.new_cache()
+    torch.testing.assert_close(model(ids[:1, :9], None, cache=cache, extend_cache=True, logits_to_keep=1),
+                               full[:1, 8:9], rtol=0, atol=1e-12)
+    assert cache.length == 9
+    torch.testing.assert_close(model(ids[:1, 9:], None, cache=cache, logits_to_keep=2), full[:1, 10:], rtol=0, atol=1e-12)
+
+
+@torch.no_grad()
 def test_forward_without_extend_leaves_the_cache(model):
     ids = torch.randint(0, 50, (1, 12))
     cache = model.new_cache()

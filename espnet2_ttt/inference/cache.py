@@ -3,16 +3,18 @@
 Both runners answer the same two questions about a committed sequence ``seq`` ([L] ids):
 
 * ``next_token_logits(seq)`` -> [V]: logits at the last position (AR text step).
-* ``span_logits(seq, span)`` -> [S, V]: logits of the current span's positions ``span``
-  ([S] ids: committed blocks of this span + the current block, with ``[M]``), placed right
-  after ``seq`` (which ends with the span's SOA).
+* ``span_logits(seq, span, n)`` -> [n, V]: logits of the last ``n`` of the current span's
+  positions ``span`` ([S] ids: committed blocks of this span + the current block, with
+  ``[M]``), placed right after ``seq`` (which ends with the span's SOA).
 
 :class:`CachedRunner` is exact under the modality mask (doc 7.6): everything before the
 current span's first audio position never changes, so it is cached once; the span itself is
 bidirectional and is recomputed at every step against the cache; a finished span enters the
-cache with the next AR step (whose last row gives the first token after the span).
-:class:`FullRecompute` reruns the whole sequence at every call (the official behaviour) and is
-the reference the cached path is tested against.
+cache with the next AR step (whose last row gives the first token after the span); its
+output layer runs only on the rows asked for (``logits_to_keep``).
+:class:`FullRecompute` reruns the whole sequence at every call and computes the logits of every
+position (the official behaviour: the output layer over the whole sequence); it is the
+reference the cached path is tested against.
 """
 from __future__ import annotations
 
@@ -37,19 +39,24 @@ class FullRecompute:
         """[1, L] audio side -> [1, L] bool: the spans the mask makes bidirectional (none when causal)."""
         return torch.zeros_like(is_audio) if self.causal else is_audio
 
-    def run(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits."""
+    def run(self, ids: torch.Tensor, start: int = 0, keep: int = 0) -> torch.Tensor:
+        """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits (``keep`` > 0:
+        the last ``keep`` rows only, [keep, V])."""
         is_audio = self.vocab.is_audio_side(ids)[None]
         mask = build_modality_mask(self.bidirectional(is_audio))
         pos = torch.arange(start, start + len(ids), device=ids.device)[None]
         span_pos = self.backbone.span_positions(is_audio)
-        return self.backbone(ids[None], mask, pos, span_positions=span_pos)[0]
+        return self.backbone(ids[None], mask, pos, span_positions=span_pos, logits_to_keep=keep)[0]
+
+    def uncond_logits(self, ids: torch.Tensor, start: int, n: int) -> torch.Tensor:
+        """CFG's unconditional branch: ``ids`` alone (no cache) -> [n, V] logits of its last ``n`` positions."""
+        return self.run(ids, start)[-n:]
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
         return self.run(seq)[-1]
 
-    def span_logits(self, seq: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
-        return self.run(torch.cat([seq, span]))[len(seq) :]
+    def span_logits(self, seq: torch.Tensor, span: torch.Tensor, n: int) -> torch.Tensor:
+        return self.run(torch.cat([seq, span]))[-n:]
 
 
 class CachedRunner(FullRecompute):
@@ -59,8 +66,9 @@ class CachedRunner(FullRecompute):
         super().__init__(backbone, vocab, causal)
         self.cache = backbone.new_cache()
 
-    def _forward(self, seq: torch.Tensor, new: torch.Tensor, extend: bool) -> torch.Tensor:
-        """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``.
+    def _forward(self, seq: torch.Tensor, new: torch.Tensor, extend: bool, keep: int) -> torch.Tensor:
+        """Run ``new`` ([N] ids placed after ``seq``) against the cache, which holds all of ``seq``;
+        -> [keep, V] logits of the last ``keep`` new positions.
 
         A single new position is the last one and sees everything before it and itself, under
         the modality mask for either side, so it runs without a mask (plain causal).  New
@@ -75,16 +83,23 @@ class CachedRunner(FullRecompute):
             if len(new) > 1:
                 mask = FULL_ATTENTION if bool(bidirectional[0, len(seq):].all()) else \
                     build_modality_mask(bidirectional, num_queries=len(new))
-        return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos)[0]
+        return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos,
+                             logits_to_keep=keep)[0]
+
+    def uncond_logits(self, ids: torch.Tensor, start: int, n: int) -> torch.Tensor:
+        return self.run(ids, start, keep=n)
 
     def next_token_logits(self, seq: torch.Tensor) -> torch.Tensor:
         """Appends the uncached tail of ``seq`` (one AR token, or a finished span + EOA) to the cache."""
         done = self.cache.length
-        return self._forward(seq[:done], seq[done:], extend=True)[-1]
+        return self._forward(seq[:done], seq[done:], extend=True, keep=1)[-1]
 
-    def span_logits(self, seq: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
-        """Caches ``seq`` (up to the SOA) if needed; the span runs against it, uncached."""
+    def span_logits(self, seq: torch.Tensor, span: torch.Tensor, n: int) -> torch.Tensor:
+        """The span runs against the cache, uncached.  At a span's first step the cache lacks the
+        tail of ``seq`` (the SOA): it runs in the same forward, and the cache is cut back after it."""
         done = self.cache.length
         if done < len(seq):
-            self._forward(seq[:done], seq[done:], extend=True)
-        return self._forward(seq, span, extend=False)
+            logits = self._forward(seq[:done], torch.cat([seq[done:], span]), extend=True, keep=n)
+            self.cache.crop(len(seq))
+            return logits
+        return self._forward(seq, span, extend=False, keep=n)

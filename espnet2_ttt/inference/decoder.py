@@ -450,13 +450,13 @@ class TtTDecoder:
         """[Bk, V'] CFG-combined logits of the current block over the span vocabulary."""
         cfg = self.config
         n = len(block)
-        logits = runner.span_logits(seq, torch.cat([span, block]))[-n:]
+        logits = runner.span_logits(seq, torch.cat([span, block]), n)
         if cfg.cfg_scale > 0:
             with clock.phase("cfg_uncond"):
                 masked_context = len(span) + (len(seq) if cfg.cfg_uncond == "official" else 0)
                 uncond = torch.cat([block.new_full((masked_context,), self.vocab.mask_id), block])
                 start = len(seq) + len(span) + n - len(uncond)
-                uncond_logits = runner.run(uncond, start)[-n:]
+                uncond_logits = runner.uncond_logits(uncond, start, n)
             logits = uncond_logits + (cfg.cfg_scale + 1) * (logits - uncond_logits)
         return logits[:, self.span_vocab_ids]
 

@@ -150,9 +150,10 @@ class HFCausalLM(AbsBackbone):
     def new_cache(self) -> HFCache:
         return HFCache(self.model.config)
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None,
+                logits_to_keep=0):
         """[B, L] ids, [B, 1, L, cache.length + L] bool mask (None: causal; ``FULL_ATTENTION``: none
-        hidden) -> [B, L, V] logits.
+        hidden) -> [B, L, V] logits (``logits_to_keep`` k > 0: the last k positions', [B, k, V]).
 
         ``span_positions`` is not used (``uses_span_positions`` is False: the pretrained
         architecture has no such embedding)."""
@@ -181,6 +182,7 @@ class HFCausalLM(AbsBackbone):
             position_ids=position_ids,
             cache=None if cache is None else cache.hf,
             use_cache=cache is not None,
+            **({"logits_to_keep": logits_to_keep} if logits_to_keep else {}),
         )
         if cache is not None and not extend_cache:
             cache.crop(past)

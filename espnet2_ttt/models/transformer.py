@@ -88,9 +88,11 @@ class AbsBackbone(nn.Module, ABC):
         cache=None,
         extend_cache: bool = False,
         span_positions: Optional[torch.Tensor] = None,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor:
         """[B, Lq] ids, [B, 1, Lq, Lk] bool mask (None = plain causal, :data:`FULL_ATTENTION` = none
-        hidden) -> [B, Lq, V] logits."""
+        hidden) -> [B, Lq, V] logits; ``logits_to_keep`` k > 0: those of the last k positions
+        only, [B, k, V] (the output layer runs on them alone; keys/values of all are computed)."""
 
     def span_positions(self, is_audio: torch.Tensor, num_queries: Optional[int] = None) -> Optional[torch.Tensor]:
         """What to pass as ``span_positions`` for a sequence with audio side ``is_audio`` [B, L]
@@ -251,7 +253,8 @@ class TtTTransformer(AbsBackbone):
     def new_cache(self) -> KVCache:
         return KVCache(self.n_layer, self.max_len)
 
-    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None):
+    def forward(self, input_ids, attn_mask, position_ids=None, cache=None, extend_cache=False, span_positions=None,
+                logits_to_keep=0):
         B, L = input_ids.shape
         past = 0 if cache is None else cache.length
         x = self.embed(input_ids)
@@ -281,4 +284,6 @@ class TtTTransformer(AbsBackbone):
                 x = checkpoint(block, x, cos, sin, attn_mask, is_causal, None, i, False, use_reentrant=False)
             else:
                 x = block(x, cos, sin, attn_mask, is_causal, cache, i, extend_cache)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
         return self.lm_head(self.norm(x))
