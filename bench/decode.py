@@ -9,7 +9,8 @@ text tokens, each followed by a 26-code span + EOA (the last one opened by
 ``<|begin_of_quad|>``), then ``<|im_end|>``.  A random model never follows it, so the AR
 decisions and the span lengths are forced (:class:`Forcing`): every path does the same work.
 
-Sections: cached vs reference (official full recompute) with CFG off / on and the cheap
+Sections: cached vs reference (official full recompute: every position through every layer and
+the output layer at every step; section [1] times the two round by round) with CFG off / on and the cheap
 "span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
 audio generation (one code per cached forward) over steps per block; time to first audio
 and real-time factor; optionally (``--scaling``) the cache speedup of bigger models
@@ -163,7 +164,8 @@ def main(cmd: Sequence[str] = None):
     prompt = build_prompt(vocab, "chat", user_codes=torch.randint(args.codes, (CHAT["prompt_codes"],), generator=rng).tolist())
     forcing = chat_forcing(vocab, rng)
     if args.scaling_only:
-        print(f"[5] chat-layout cache speedup (CFG off), best of {args.repeats} interleaved rounds, threads={torch.get_num_threads()}")
+        print(f"[5] chat-layout cache speedup (CFG off), best of {args.repeats} interleaved rounds, "
+              f"threads={torch.get_num_threads()}")
         scaling(vocab, prompt, forcing, args.scaling, args.repeats, args.device)
         return
     chat = CHAT_DECODE

@@ -204,7 +204,8 @@ def test_cache_extend_crop_and_bottom_right_causal(model64, vocab):
     cache = model64.new_cache()
     model64(ids[:, :7], None, cache=cache, extend_cache=True)
     nothing_hidden = torch.ones(1, 1, 9, 16, dtype=torch.bool)
-    assert torch.equal(model64(ids[:, 7:], FULL_ATTENTION, cache=cache), model64(ids[:, 7:], nothing_hidden, cache=cache))
+    assert torch.equal(model64(ids[:, 7:], FULL_ATTENTION, cache=cache),
+                       model64(ids[:, 7:], nothing_hidden, cache=cache))
     assert torch.allclose(model64(ids[:, 7:], FULL_ATTENTION, cache=cache, logits_to_keep=2),
                           model64(ids[:, 7:], FULL_ATTENTION, cache=cache)[:, -2:], rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="attn_mask must be bool"):

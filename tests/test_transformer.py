@@ -80,7 +80,8 @@ def test_logits_to_keep_gives_the_last_rows(model):
     torch.testing.assert_close(model(ids[:1, :9], None, cache=cache, extend_cache=True, logits_to_keep=1),
                                full[:1, 8:9], rtol=0, atol=1e-12)
     assert cache.length == 9
-    torch.testing.assert_close(model(ids[:1, 9:], None, cache=cache, logits_to_keep=2), full[:1, 10:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(model(ids[:1, 9:], None, cache=cache, logits_to_keep=2), full[:1, 10:],
+                               rtol=0, atol=1e-12)
 
 
 @torch.no_grad()
