@@ -85,16 +85,16 @@ def timed_decode(model, vocab, prompt, forcing, repeats=1, audio_objective="diff
     return best, result
 
 
-def interleaved_best(runs, vocab, prompt, forcing, repeats: int, **conf):
-    """``runs``: {name: (model, use_cache)} -> {name: (best seconds, its result, positions run)}.
+def interleaved_best(runs, vocab, prompt, forcing, repeats: int):
+    """``runs``: {name: (model, decode options)} -> {name: (best seconds, its result, positions run)}.
 
     The decodes go round by round (every run once per round), so a slow spell of a shared
-    machine hits each path alike; each path's best round is kept.
+    machine hits each run alike; each run's best round is kept.
     """
     best = {name: (float("inf"), None, 0) for name in runs}
     for _ in range(repeats):
-        for name, (model, use_cache) in runs.items():
-            t, r = timed_decode(model, vocab, prompt, forcing, use_cache=use_cache, **conf)
+        for name, (model, conf) in runs.items():
+            t, r = timed_decode(model, vocab, prompt, forcing, **conf)
             best[name] = min(best[name], (t, r, timed_decode.positions), key=lambda x: x[0])
     return best
 
@@ -129,8 +129,9 @@ def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: 
         if device == "cpu" and default_cpu_weight_layout() == "input_major":  # as section [1]: reference as
             cached = copy.deepcopy(big)                                         # trained, cached as TtTInference
             relayout_linear_weights_for_cpu(cached)
-        best = interleaved_best({"reference": (big, False), "cached": (cached, True)}, vocab, prompt, forcing,
-                                repeats, cfg_scale=0.0, **chat)
+        off = dict(cfg_scale=0.0, **chat)
+        runs = {"reference": (big, dict(use_cache=False, **off)), "cached": (cached, dict(use_cache=True, **off))}
+        best = interleaved_best(runs, vocab, prompt, forcing, repeats)
         (t_ref, r_ref, _), (t_c, r_c, _) = best["reference"], best["cached"]
         params = sum(p.numel() for p in big.parameters()) / 1e6
         print(f"  d{d_model}x{n_layer} ({params:.0f}M params): reference {t_ref:.2f}s  cached {t_c:.3f}s  "
@@ -179,14 +180,15 @@ def main(cmd: Sequence[str] = None):
     cpu = args.device == "cpu"
     model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16 (no relayout)
     layout = default_cpu_weight_layout() if cpu else "as_trained"  # TtTInference's "auto"
-    runs = {"reference": (model, False)}
+    off, on = dict(cfg_scale=0.0, **chat), dict(cfg_scale=0.1, **chat)
+    runs = {"reference": (model, dict(use_cache=False, **off))}
     if cpu:  # both layouts, the cached decode below (and the rest of the bench) in the chosen one
         relaid = copy.deepcopy(model)
         relayout_linear_weights_for_cpu(relaid)
-        runs["other"] = (relaid if layout == "as_trained" else model, True)
+        runs["other"] = (relaid if layout == "as_trained" else model, dict(use_cache=True, **off))
         model = relaid if layout == "input_major" else model
-    runs["cached"] = (model, True)
-    best = interleaved_best(runs, vocab, prompt, forcing, args.repeats, cfg_scale=0.0, **chat)
+    runs["cached"] = (model, dict(use_cache=True, **off))
+    best = interleaved_best(runs, vocab, prompt, forcing, args.repeats)
     (t_ref, r_ref, ref_positions), (t_c, r_c, cached_positions) = best["reference"], best["cached"]
     if cpu:
         t_other, r_other, _ = best["other"]
@@ -205,10 +207,10 @@ def main(cmd: Sequence[str] = None):
     del model_bf16
     print(f"  cached with bfloat16 weights (--dtype bfloat16; other numerics): {t_b:.3f}s = {t_ref / t_b:.1f}x vs "
           f"the float32 reference, code agreement with it {agreement(r_b, r_ref):.3f}")
-    t_ref_g, r_ref_g = timed_decode(model, vocab, prompt, forcing, use_cache=False, cfg_scale=0.1, **chat)
-    t_c_g, r_c_g = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1, **chat)
-    t_so, _ = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1,
-                           cfg_uncond="span_only", **chat)
+    runs = {"reference": (model, dict(use_cache=False, **on)), "cached": (model, dict(use_cache=True, **on)),
+            "span_only": (model, dict(use_cache=True, cfg_uncond="span_only", **on))}
+    best = interleaved_best(runs, vocab, prompt, forcing, args.repeats)
+    (t_ref_g, r_ref_g, _), (t_c_g, r_c_g, _), (t_so, _, _) = best["reference"], best["cached"], best["span_only"]
     print(f"  CFG 0.1 official uncond: reference {t_ref_g:.2f}s  cached {t_c_g:.3f}s  speedup {t_ref_g / t_c_g:.1f}x  "
           f"code agreement {agreement(r_c_g, r_ref_g):.3f}")
     print(f"  CFG 0.1 span_only uncond (cached): {t_so:.3f}s  = {t_ref_g / t_so:.1f}x vs reference, "
@@ -236,15 +238,17 @@ def main(cmd: Sequence[str] = None):
     # ---- 3. diffusion vs AR-only audio
     print("\n[3] audio generation of the chat layout (260 codes): TtT diffusion vs AR-only (1 code / cached forward,"
           " the decoding of an audio_objective: ar model)")
-    _, r_ar = timed_decode(model, vocab, prompt, forcing, args.repeats, audio_objective="ar", use_cache=True,
-                           cfg_scale=0.0, **chat)
+    runs = {"ar": (model, dict(audio_objective="ar", use_cache=True, **off))}
+    runs.update({steps: (model, dict(use_cache=True, cfg_scale=0.0, block_length=26, steps_per_block=steps,
+                                     max_span_length=640)) for steps in (1, 2, 4, 8, 13, 26)})
+    best = interleaved_best(runs, vocab, prompt, forcing, args.repeats)
+    r_ar = best.pop("ar")[1]
     t_ar = audio_seconds(r_ar)
-    print(f"  AR-only audio {t_ar:.3f}s ({r_ar.forwards['audio_ar']} one-code forwards)")
+    print(f"  AR-only audio {t_ar:.3f}s ({r_ar.forwards['audio_ar']} one-code forwards; timed round by round with "
+          "the rows below)")
     ttfa_rows = []
     diffusion_over_ar = None
-    for steps in (1, 2, 4, 8, 13, 26):
-        t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0,
-                            block_length=26, steps_per_block=steps, max_span_length=640)
+    for steps, (t, r, _) in best.items():
         speedup = t_ar / audio_seconds(r)
         diffusion_over_ar = speedup if steps == 2 else diffusion_over_ar
         print(f"  steps/block {steps:2d}: TtT audio {audio_seconds(r):.3f}s  speedup over AR {speedup:.2f}x  (turn {t:.3f}s)")
