@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import statistics
 import time
 from typing import List, Sequence, Tuple
 
@@ -89,12 +90,15 @@ def interleaved_best(runs, vocab, prompt, forcing, repeats: int):
     """``runs``: {name: (model, decode options)} -> {name: (best seconds, its result, positions run)}.
 
     The decodes go round by round (every run once per round), so a slow spell of a shared
-    machine hits each run alike; each run's best round is kept.
+    machine hits each run alike; each run's best round is kept.  Also sets
+    ``interleaved_best.rounds``: {name: [seconds of every round]}.
     """
     best = {name: (float("inf"), None, 0) for name in runs}
+    interleaved_best.rounds = {name: [] for name in runs}
     for _ in range(repeats):
         for name, (model, conf) in runs.items():
             t, r = timed_decode(model, vocab, prompt, forcing, **conf)
+            interleaved_best.rounds[name].append(t)
             best[name] = min(best[name], (t, r, timed_decode.positions), key=lambda x: x[0])
     return best
 
@@ -190,12 +194,15 @@ def main(cmd: Sequence[str] = None):
     runs["cached"] = (model, dict(use_cache=True, **off))
     best = interleaved_best(runs, vocab, prompt, forcing, args.repeats)
     (t_ref, r_ref, ref_positions), (t_c, r_c, cached_positions) = best["reference"], best["cached"]
+    round_ratios = sorted(a / b for a, b in zip(*(interleaved_best.rounds[k] for k in ("reference", "cached"))))
     if cpu:
         t_other, r_other, _ = best["other"]
         t_rr, _ = timed_decode(relaid, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
     cache_speedup = t_ref / t_c
     print(f"  CFG off: reference {t_ref:.2f}s  cached {t_c:.3f}s  speedup {cache_speedup:.1f}x  "
           f"code agreement {agreement(r_c, r_ref):.3f} (float32)")
+    print(f"  per-round ratios (reference / cached decoded back to back): median "
+          f"{statistics.median(round_ratios):.2f}x, range {round_ratios[0]:.2f}-{round_ratios[-1]:.2f}x")
     if cpu:
         print(f"  CPU weight layout: cached {layout} (TtTInference's auto on this CPU) {t_c:.3f}s, "
               f"{'input_major' if layout == 'as_trained' else 'as_trained'} {t_other:.3f}s ({t_other / t_c:.2f}x; "
