@@ -10,7 +10,7 @@ text tokens, each followed by a 26-code span + EOA (the last one opened by
 decisions and the span lengths are forced (:class:`Forcing`): every path does the same work.
 
 Sections: cached vs reference (official full recompute: every position through every layer and
-the output layer at every step; section [1] times the two round by round) with CFG off / on and the cheap
+the output layer at every step; the compared decodes alternate round by round) with CFG off / on and the cheap
 "span_only" unconditional input; a TTS-style single 640-code span; TtT diffusion vs AR-only
 audio generation (one code per cached forward) over steps per block; time to first audio
 and real-time factor; optionally (``--scaling``) the cache speedup of bigger models
@@ -152,8 +152,8 @@ def main(cmd: Sequence[str] = None):
     parser.add_argument("--text_pieces", type=int, default=500)
     parser.add_argument("--codes", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1,
-                        help="cached decodes and section [1]'s CFG-off reference are timed as the best of N "
-                             "(section [1]: N interleaved rounds of reference and cached decodes)")
+                        help="timed decodes are the best of N (sections [1], [3] and [5]: N rounds in which "
+                             "the compared decodes alternate)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--scaling", nargs="*", default=[], metavar="DxL",
                         help="extra model sizes (e.g. 512x8 768x12) for which section [5] reports the "
