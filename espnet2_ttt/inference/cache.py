@@ -79,8 +79,8 @@ class CachedRunner(FullRecompute):
         if len(new) > 1 or self.backbone.uses_span_positions:
             is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
             span_pos = self.backbone.span_positions(is_audio, len(new))
-            bidirectional = self.bidirectional(is_audio)
             if len(new) > 1:
+                bidirectional = self.bidirectional(is_audio)
                 mask = FULL_ATTENTION if bool(bidirectional[0, len(seq):].all()) else \
                     build_modality_mask(bidirectional, num_queries=len(new))
         return self.backbone(new[None], mask, cache=self.cache, extend_cache=extend, span_positions=span_pos,

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from espnet2_ttt.models.transformer import FULL_ATTENTION, AbsBackbone
+from espnet2_ttt.models.transformer import AbsBackbone, is_full_attention
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
@@ -164,9 +164,7 @@ class HFCausalLM(AbsBackbone):
         if int(position_ids.max()) >= self.max_len:
             raise ValueError(f"position {int(position_ids.max())} exceeds the backbone's max_len={self.max_len}")
         mask = None
-        if isinstance(attn_mask, str):
-            if attn_mask != FULL_ATTENTION:
-                raise ValueError(f"attn_mask must be a bool tensor, None or {FULL_ATTENTION!r}, got {attn_mask!r}")
+        if is_full_attention(attn_mask):
             attn_mask = torch.ones(B, 1, L, past + L, dtype=torch.bool, device=input_ids.device)
         if attn_mask is not None:
             if attn_mask.dtype != torch.bool or attn_mask.shape[-2:] != (L, past + L):

@@ -33,6 +33,15 @@ from espnet2_ttt.mask import positions_in_span
 FULL_ATTENTION = "full"  # attn_mask value: no position is hidden from any query (module docstring)
 
 
+def is_full_attention(attn_mask) -> bool:
+    """True for :data:`FULL_ATTENTION`; False for a mask tensor or None; other values are refused."""
+    if not isinstance(attn_mask, str):
+        return False
+    if attn_mask != FULL_ATTENTION:
+        raise ValueError(f"attn_mask must be a bool tensor, None or {FULL_ATTENTION!r}, got {attn_mask!r}")
+    return True
+
+
 class KVCache:
     """Keys/values of a fixed prefix, per layer [B, H_kv, T, D], in storage allocated once.
 
@@ -275,9 +284,7 @@ class TtTTransformer(AbsBackbone):
         is_causal = attn_mask is None and past == 0
         if attn_mask is None and past > 0 and L > 1:  # causal with the new positions last
             attn_mask = torch.ones(L, past + L, dtype=torch.bool, device=x.device).tril(past)
-        elif isinstance(attn_mask, str):
-            if attn_mask != FULL_ATTENTION:
-                raise ValueError(f"attn_mask must be a bool tensor, None or {FULL_ATTENTION!r}, got {attn_mask!r}")
+        elif is_full_attention(attn_mask):
             attn_mask = None  # SDPA without a mask and not causal: every key is seen
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:
