@@ -21,9 +21,9 @@ if [ -d egs/ttt_bilingual/dump/seq ]; then
     ln -sf python tools/venv/bin/python3
     echo "export PATH=${root}/tools/venv/bin:\${PATH}" > tools/venv/bin/activate
     cd egs/ttt_bilingual
-    echo "== recipe stage 8 with --ngpu 1 (conf/train_ttt.yaml, 1000 updates)"
+    echo "== recipe stage 8 with --ngpu 1 (conf/train_ttt.yaml, 2000 updates)"
     timeout 300 ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag gpu_check 2>&1 | grep -v nltk | tail -2
-    grep "4epoch results" exp/ttt_gpu_check/train.log | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]" | paste -sd' '
+    grep "epoch results" exp/ttt_gpu_check/train.log | tail -1 | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]" | paste -sd' '
     echo "== recipe stage 10 with --gpu_inference true"
     timeout 150 ./ttt.sh --stage 10 --stop_stage 10 --ttt_tag gpu_check --gpu_inference true --inference_nj 4 2>&1 \
         | grep -v nltk | tail -1
