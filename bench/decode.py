@@ -42,6 +42,7 @@ print = functools.partial(print, flush=True)  # progress shows while the bench r
 CODE_RATE_HZ = 12.5
 CHAT = dict(chunks=10, chunk_len=13, span_len=26, prompt_codes=125)
 CHAT_DECODE = dict(block_length=26, steps_per_block=2, max_span_length=640)  # official chat settings
+CHAT_CFG_OFF = dict(cfg_scale=0.0, **CHAT_DECODE)  # the compared decodes of sections [1], [3] and [5]
 
 
 def chat_forcing(vocab: TtTVocabulary, rng: torch.Generator) -> Forcing:
@@ -125,7 +126,6 @@ def audio_seconds(result: DecodeResult) -> float:
 
 def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: str) -> None:
     """Chat-layout cache speedup, CFG off, for each ``DxL`` model size in ``sizes``."""
-    chat = CHAT_DECODE
     for size in sizes:
         d_model, n_layer = (int(x) for x in size.split("x"))
         big = build_model(vocab, d_model, n_layer, max(4, d_model // 64), device)
@@ -133,7 +133,7 @@ def scaling(vocab, prompt, forcing, sizes: Sequence[str], repeats: int, device: 
         if device == "cpu" and default_cpu_weight_layout() == "input_major":  # as section [1]: reference as
             cached = copy.deepcopy(big)                                         # trained, cached as TtTInference
             relayout_linear_weights_for_cpu(cached)
-        off = dict(cfg_scale=0.0, **chat)
+        off = CHAT_CFG_OFF
         runs = {"reference": (big, dict(use_cache=False, **off)), "cached": (cached, dict(use_cache=True, **off))}
         best = interleaved_best(runs, vocab, prompt, forcing, repeats)
         (t_ref, r_ref, _), (t_c, r_c, _) = best["reference"], best["cached"]
@@ -173,7 +173,6 @@ def main(cmd: Sequence[str] = None):
               f"threads={torch.get_num_threads()}")
         scaling(vocab, prompt, forcing, args.scaling, args.repeats, args.device)
         return
-    chat = CHAT_DECODE
     print(f"model d_model={args.d_model} n_layer={args.n_layer} vocab={len(vocab)} ({args.codes} codes), "
           f"threads={torch.get_num_threads()}; chat prompt {len(prompt)} tokens, "
           f"response {len(forcing.text_ids)} text + {sum(forcing.span_lengths)} codes")
@@ -184,7 +183,7 @@ def main(cmd: Sequence[str] = None):
     cpu = args.device == "cpu"
     model_bf16 = copy.deepcopy(model).to(torch.bfloat16)  # ttt_inference --dtype bfloat16 (no relayout)
     layout = default_cpu_weight_layout() if cpu else "as_trained"  # TtTInference's "auto"
-    off, on = dict(cfg_scale=0.0, **chat), dict(cfg_scale=0.1, **chat)
+    off, on = CHAT_CFG_OFF, dict(CHAT_CFG_OFF, cfg_scale=0.1)
     runs = {"reference": (model, dict(use_cache=False, **off))}
     if cpu:  # both layouts, the cached decode below (and the rest of the bench) in the chosen one
         relaid = copy.deepcopy(model)
@@ -197,7 +196,7 @@ def main(cmd: Sequence[str] = None):
     round_ratios = sorted(a / b for a, b in zip(*(interleaved_best.rounds[k] for k in ("reference", "cached"))))
     if cpu:
         t_other, r_other, _ = best["other"]
-        t_rr, _ = timed_decode(relaid, vocab, prompt, forcing, use_cache=False, cfg_scale=0.0, **chat)
+        t_rr, _ = timed_decode(relaid, vocab, prompt, forcing, use_cache=False, **off)
     cache_speedup = t_ref / t_c
     print(f"  CFG off: reference {t_ref:.2f}s  cached {t_c:.3f}s  speedup {cache_speedup:.1f}x  "
           f"code agreement {agreement(r_c, r_ref):.3f} (float32)")
@@ -210,7 +209,7 @@ def main(cmd: Sequence[str] = None):
     print(f"  positions run through the model: reference {ref_positions}, cached {cached_positions} "
           f"(ratio {ref_positions / cached_positions:.1f}: the speedup if time were proportional to them)")
     print("  cached phases: " + ", ".join(f"{k} {v:.3f}s/{r_c.forwards.get(k, '')}" for k, v in r_c.timings.items()))
-    t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0, **chat)
+    t_b, r_b = timed_decode(model_bf16, vocab, prompt, forcing, args.repeats, use_cache=True, **off)
     del model_bf16
     print(f"  cached with bfloat16 weights (--dtype bfloat16; other numerics): {t_b:.3f}s = {t_ref / t_b:.1f}x vs "
           f"the float32 reference, code agreement with it {agreement(r_b, r_ref):.3f}")
@@ -225,7 +224,7 @@ def main(cmd: Sequence[str] = None):
     print("  code agreement of span_only with the official unconditional input (and of CFG off with CFG on):")
     for w in (0.1, 1.0, 3.0):
         official, span_only = (
-            timed_decode(model, vocab, prompt, forcing, use_cache=True, cfg_scale=w, cfg_uncond=u, **chat)[1]
+            timed_decode(model, vocab, prompt, forcing, use_cache=True, cfg_scale=w, cfg_uncond=u, **CHAT_DECODE)[1]
             for u in ("official", "span_only")
         )
         print(f"    w={w}: span_only vs official {agreement(span_only, official):.3f}  "
@@ -246,8 +245,7 @@ def main(cmd: Sequence[str] = None):
     print("\n[3] audio generation of the chat layout (260 codes): TtT diffusion vs AR-only (1 code / cached forward,"
           " the decoding of an audio_objective: ar model)")
     runs = {"ar": (model, dict(audio_objective="ar", use_cache=True, **off))}
-    runs.update({steps: (model, dict(use_cache=True, cfg_scale=0.0, block_length=26, steps_per_block=steps,
-                                     max_span_length=640)) for steps in (1, 2, 4, 8, 13, 26)})
+    runs.update({steps: (model, dict(off, use_cache=True, steps_per_block=steps)) for steps in (1, 2, 4, 8, 13, 26)})
     best = interleaved_best(runs, vocab, prompt, forcing, args.repeats)
     r_ar = best.pop("ar")[1]
     t_ar = audio_seconds(r_ar)
@@ -263,10 +261,10 @@ def main(cmd: Sequence[str] = None):
 
     # ---- 4. time to first audio, real-time factor
     print("\n[4] time to first audio (prefix + 13 text tokens + first block) and RTF (12.5 Hz codes), CFG off")
-    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.0,
-                        block_length=32, steps_per_block=10, max_span_length=640)
+    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True,
+                        **dict(off, block_length=32, steps_per_block=10))
     ttfa_rows.append(("block 32, 10 steps (paper)", t, r))
-    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, cfg_scale=0.1, **chat)
+    t, r = timed_decode(model, vocab, prompt, forcing, args.repeats, use_cache=True, **on)
     ttfa_rows.append(("block 26, 2 steps, CFG 0.1", t, r))
     for name, t, r in ttfa_rows:
         rtf = t / (len(r.audio_codes) / CODE_RATE_HZ)
