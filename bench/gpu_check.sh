@@ -15,11 +15,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 echo "== decoder tests (CUDA cases included)"
 timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_decoder.py 2>&1 | tail -2
 if [ -d egs/ttt_bilingual/dump/seq ]; then
-    # the recipe's path.sh activates tools/venv: here a stand-in that runs the image's python3
-    py=$(command -v python3); mkdir -p tools/venv/bin
-    printf '#!/bin/bash\nexec %s "$@"\n' "${py}" > tools/venv/bin/python; chmod +x tools/venv/bin/python
-    ln -sf python tools/venv/bin/python3
-    echo "export PATH=${root}/tools/venv/bin:\${PATH}" > tools/venv/bin/activate
+    recipe_venv_standin
     cd egs/ttt_bilingual
     echo "== recipe stage 8 with --ngpu 1 (conf/train_ttt.yaml, 2000 updates)"
     timeout 300 ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag gpu_check 2>&1 | grep -v nltk | tail -2

@@ -8,3 +8,11 @@ if ! python3 -c "import espnet2" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu_carry/wheels/*.whl \
         || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
 fi
+
+# The recipe's path.sh activates tools/venv: on the GPU machine a stand-in that runs the image's python3.
+recipe_venv_standin() {
+    local py; py=$(command -v python3); mkdir -p tools/venv/bin
+    printf '#!/bin/bash\nexec %s "$@"\n' "${py}" > tools/venv/bin/python; chmod +x tools/venv/bin/python
+    ln -sf python tools/venv/bin/python3
+    echo "export PATH=${PWD}/tools/venv/bin:\${PATH}" > tools/venv/bin/activate
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Recipe stage 8 (egs/ttt_bilingual) on the lent GPU machine for several training configs at once
+# (parallel processes sharing the GPU), each experiment directory packed into $OUT/<tag>.tgz, to be
+# decoded and scored on the CPU machine with stages 10-12 (--ttt_exp).  Not a test, not in CI.
+# Carry as for bench/gpu_check.sh: .gpu_carry and the artefacts of a local run of stages 1-7.
+#   TTT_ARGS="--max_epoch 20 --batch_bins 16000" TRAIN_TIMEOUT=480 \
+#       bash bench/gpu_train.sh gpu_ttt=conf/train_ttt.yaml gpu_ar=conf/train_ttt_ar_baseline.yaml
+set -uo pipefail
+out=${OUT:-/tmp/gpu_train}; mkdir -p "${out}"
+# shellcheck disable=SC1091
+. bench/gpu_env.sh
+recipe_venv_standin
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+cd egs/ttt_bilingual || exit 1
+pids=()
+for run in "$@"; do
+    tag=${run%%=*}; config=${run#*=}
+    echo "== stage 8 --ngpu 1: ${tag} (${config}) ${TTT_ARGS:-}"
+    timeout "${TRAIN_TIMEOUT:-480}" ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag "${tag}" --ttt_config "${config}" \
+        --ttt_args "${TTT_ARGS:-}" > "${out}/${tag}.stage8.log" 2>&1 &
+    pids+=($!)
+done
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"; rc=$?
+    run=${*:i+1:1}; tag=${run%%=*}
+    echo "== ${tag}: rc=${rc}, $(grep -c 'epoch results' "exp/ttt_${tag}/train.log") epochs"
+    grep "epoch results" "exp/ttt_${tag}/train.log" | tail -1 | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]\|total_count=[0-9]*" | paste -sd" "
+    tar czhf "${out}/${tag}.tgz" --exclude='*/[0-9]*epoch.pth' "exp/ttt_${tag}"
+done
+ls -la "${out}"
