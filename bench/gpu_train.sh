@@ -3,6 +3,7 @@
 # (parallel processes sharing the GPU), each experiment directory packed into $OUT/<tag>.tgz, to be
 # decoded and scored on the CPU machine with stages 10-12 (--ttt_exp).  Not a test, not in CI.
 # Carry as for bench/gpu_check.sh: .gpu_carry and the artefacts of a local run of stages 1-7.
+# NGPU=0 runs it on the CPU (a smoke test of the script).
 #   TTT_ARGS="--max_epoch 20 --batch_bins 16000" TRAIN_TIMEOUT=480 \
 #       bash bench/gpu_train.sh gpu_ttt=conf/train_ttt.yaml gpu_ar=conf/train_ttt_ar_baseline.yaml
 set -uo pipefail
@@ -15,8 +16,8 @@ cd egs/ttt_bilingual || exit 1
 pids=()
 for run in "$@"; do
     tag=${run%%=*}; config=${run#*=}
-    echo "== stage 8 --ngpu 1: ${tag} (${config}) ${TTT_ARGS:-}"
-    timeout "${TRAIN_TIMEOUT:-480}" ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag "${tag}" --ttt_config "${config}" \
+    echo "== stage 8 --ngpu ${NGPU:-1}: ${tag} (${config}) ${TTT_ARGS:-}"
+    timeout "${TRAIN_TIMEOUT:-480}" ./ttt.sh --stage 8 --stop_stage 8 --ngpu "${NGPU:-1}" --ttt_tag "${tag}" --ttt_config "${config}" \
         --ttt_args "${TTT_ARGS:-}" > "${out}/${tag}.stage8.log" 2>&1 &
     pids+=($!)
 done
@@ -25,6 +26,6 @@ for i in "${!pids[@]}"; do
     run=${*:i+1:1}; tag=${run%%=*}
     echo "== ${tag}: rc=${rc}, $(grep -c 'epoch results' "exp/ttt_${tag}/train.log") epochs"
     grep "epoch results" "exp/ttt_${tag}/train.log" | tail -1 | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]\|total_count=[0-9]*" | paste -sd" "
-    tar czhf "${out}/${tag}.tgz" --exclude='*/[0-9]*epoch.pth' "exp/ttt_${tag}"
+    tar czhf "${out}/${tag}.tgz" "exp/ttt_${tag}"/{config.yaml,train.log,valid.acc.ave.pth}  # what stages 10-12 read
 done
 ls -la "${out}"
