@@ -9,8 +9,10 @@ if ! python3 -c "import espnet2" 2>/dev/null; then
         || { echo "cannot install .gpu_carry/wheels (run bench/make_gpu_carry.sh with PYVER=<GPU python>)"; exit 1; }
 fi
 
-# The recipe's path.sh activates tools/venv: on the GPU machine a stand-in that runs the image's python3.
+# The recipe's path.sh activates tools/venv: on the GPU machine (no venv) a stand-in that runs the
+# image's python3; an existing tools/venv is left alone.
 recipe_venv_standin() {
+    [ -x tools/venv/bin/python ] && return 0
     local py; py=$(command -v python3); mkdir -p tools/venv/bin
     printf '#!/bin/bash\nexec %s "$@"\n' "${py}" > tools/venv/bin/python; chmod +x tools/venv/bin/python
     ln -sf python tools/venv/bin/python3

@@ -11,7 +11,7 @@ out=${OUT:-/tmp/gpu_train}; mkdir -p "${out}"
 # shellcheck disable=SC1091
 . bench/gpu_env.sh
 recipe_venv_standin
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 cd egs/ttt_bilingual || exit 1
 pids=()
 for run in "$@"; do
@@ -25,7 +25,7 @@ for i in "${!pids[@]}"; do
     wait "${pids[$i]}"; rc=$?
     run=${*:i+1:1}; tag=${run%%=*}
     echo "== ${tag}: rc=${rc}, $(grep -c 'epoch results' "exp/ttt_${tag}/train.log") epochs"
-    grep "epoch results" "exp/ttt_${tag}/train.log" | tail -1 | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]\|total_count=[0-9]*" | paste -sd" "
+    grep "epoch results" "exp/ttt_${tag}/train.log" | tail -1 | grep -o "acc_text=[0-9.e+-]*\|acc_audio=[0-9.e+-]*\|\[valid\]\|total_count=[0-9]*" | paste -sd" "
     tar czhf "${out}/${tag}.tgz" "exp/ttt_${tag}"/{config.yaml,train.log,valid.acc.ave.pth}  # what stages 10-12 read
 done
 ls -la "${out}"
