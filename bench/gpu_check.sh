@@ -19,7 +19,7 @@ if [ -d egs/ttt_bilingual/dump/seq ]; then
     cd egs/ttt_bilingual
     echo "== recipe stage 8 with --ngpu 1 (conf/train_ttt.yaml, 2000 updates)"
     timeout 300 ./ttt.sh --stage 8 --stop_stage 8 --ngpu 1 --ttt_tag gpu_check 2>&1 | grep -v nltk | tail -2
-    grep "epoch results" exp/ttt_gpu_check/train.log | tail -1 | grep -o "acc_text=[0-9.]*\|acc_audio=[0-9.]*\|\[valid\]" | paste -sd' '
+    last_epoch_accuracies exp/ttt_gpu_check/train.log
     echo "== recipe stage 10 with --gpu_inference true"
     timeout 150 ./ttt.sh --stage 10 --stop_stage 10 --ttt_tag gpu_check --gpu_inference true --inference_nj 4 2>&1 \
         | grep -v nltk | tail -1

@@ -18,3 +18,8 @@ recipe_venv_standin() {
     ln -sf python tools/venv/bin/python3
     echo "export PATH=${PWD}/tools/venv/bin:\${PATH}" > tools/venv/bin/activate
 }
+
+# The text and audio accuracies (train, then valid) of the last epoch in an ESPnet train.log.
+last_epoch_accuracies() {
+    grep "epoch results" "$1" | tail -1 | grep -o "acc_text=[0-9.e+-]*\|acc_audio=[0-9.e+-]*\|\[valid\]" | paste -sd' '
+}

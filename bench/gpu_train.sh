@@ -13,19 +13,19 @@ out=${OUT:-/tmp/gpu_train}; mkdir -p "${out}"
 recipe_venv_standin
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
 cd egs/ttt_bilingual || exit 1
-pids=()
+pids=(); tags=()
 for run in "$@"; do
-    tag=${run%%=*}; config=${run#*=}
+    tag=${run%%=*}; config=${run#*=}; tags+=("${tag}")
     echo "== stage 8 --ngpu ${NGPU:-1}: ${tag} (${config}) ${TTT_ARGS:-}"
     timeout "${TRAIN_TIMEOUT:-480}" ./ttt.sh --stage 8 --stop_stage 8 --ngpu "${NGPU:-1}" --ttt_tag "${tag}" --ttt_config "${config}" \
         --ttt_args "${TTT_ARGS:-}" > "${out}/${tag}.stage8.log" 2>&1 &
     pids+=($!)
 done
 for i in "${!pids[@]}"; do
-    wait "${pids[$i]}"; rc=$?
-    run=${*:i+1:1}; tag=${run%%=*}
-    echo "== ${tag}: rc=${rc}, $(grep -c 'epoch results' "exp/ttt_${tag}/train.log") epochs"
-    grep "epoch results" "exp/ttt_${tag}/train.log" | tail -1 | grep -o "acc_text=[0-9.e+-]*\|acc_audio=[0-9.e+-]*\|\[valid\]\|total_count=[0-9]*" | paste -sd" "
+    wait "${pids[$i]}"; rc=$?; tag=${tags[$i]}
+    log="exp/ttt_${tag}/train.log"
+    echo "== ${tag}: rc=${rc}, $(grep -c 'epoch results' "${log}") epochs, $(grep 'epoch results' "${log}" | tail -1 | grep -o 'total_count=[0-9]*' | head -1 | cut -d= -f2) updates"
+    last_epoch_accuracies "${log}"
     tar czhf "${out}/${tag}.tgz" "exp/ttt_${tag}"/{config.yaml,train.log,valid.acc.ave.pth}  # what stages 10-12 read
 done
 ls -la "${out}"
