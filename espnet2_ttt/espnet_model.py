@@ -26,10 +26,22 @@ class TtTModel(AbsESPnetModel):
 
     forward(seq [B, L] long, seq_lengths [B]) -> (loss, stats, weight = B).
 
-    Training: SST on the batch, then BANOM decides clean (AR only) or diffusion (PPM,
-    masking, AR + diffusion loss).  Evaluation: no SST/BANOM/PPM; the diffusion loss is
-    always computed with draws from a generator re-seeded with ``eval_seed`` whenever the
-    model enters eval mode, so validation numbers are deterministic and comparable.
+    Training (one forward): SST on the batch, then BANOM decides clean (AR loss only) or
+    diffusion (PPM, masking, AR + diffusion loss on the one noisy forward).  Evaluation (no
+    SST/BANOM/PPM; two forwards): the text is scored on a clean forward, as decoding sees it
+    (every earlier span clean), the audio on a noisy forward whose ``t`` and masks come from a
+    generator re-seeded with ``eval_seed`` whenever the model enters eval mode, so validation
+    numbers are deterministic and comparable.  Stats (NaN = absent from the batch):
+
+    * ``loss_ar``: L_AR; in evaluation of the clean forward, in training of the one forward.
+    * ``acc_text``: argmax accuracy at the supervised text targets, same forward as ``loss_ar``.
+    * ``loss_diff``: L_diff of the noisy forward (NaN: clean BANOM batch, no maskable audio in
+      the batch, or ``diffusion_weight == 0``).
+    * ``acc_audio``: argmax accuracy at the masked positions of the noisy forward.
+    * ``acc``: the text and masked-audio predictions pooled, (text correct + audio correct) /
+      (text targets + masked positions), each part from the forward of its own stat; ESPnet
+      selects ``valid.acc.ave.pth`` on it.
+    * ``loss``: ar_weight * loss_ar + diffusion_weight * loss_diff (loss_ar alone when NaN).
 
     Args:
         token_list: the ESPnet token list (see :class:`TtTVocabulary`).
@@ -96,34 +108,46 @@ class TtTModel(AbsESPnetModel):
         if self.audio_objective == "ar":
             return self._ar_baseline_loss(seq, valid, is_audio, supervised)
         attn_mask = build_modality_mask(is_audio, valid)
+        span_positions = self.backbone.span_positions(is_audio)
 
-        clean = self.training and banom_keeps_clean(self.corruption)
-        maskable = is_audio & supervised
-        if clean or not bool(maskable.any()) or self.diffusion_weight == 0:
-            inputs, masked = seq, None
-        else:
-            if self.training:
-                maskable = prefix_preservation(maskable, self.corruption)
-            inputs, masked, p = diffusion_corruption(seq, maskable, self.vocab.mask_id, self.corruption, gen)
+        def logits_of(inputs):
+            return self.backbone(inputs, attn_mask, span_positions=span_positions)
 
-        logits = self.backbone(inputs, attn_mask, span_positions=self.backbone.span_positions(is_audio))
         text_targets = supervised & ~is_audio
-        if masked is not None and not self.ar_on_masked_inputs:
-            text_targets = text_targets & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
-        loss_ar, ok_text, n_text = ar_text_loss(logits, seq, text_targets)
+        maskable = is_audio & supervised
+        clean = self.training and banom_keeps_clean(self.corruption)
+        if clean or not bool(maskable.any()) or self.diffusion_weight == 0:
+            return self._report(seq.shape[0], ar_text_loss(logits_of(seq), seq, text_targets))
+        if self.training:
+            maskable = prefix_preservation(maskable, self.corruption)
+        noisy, masked, p = diffusion_corruption(seq, maskable, self.vocab.mask_id, self.corruption, gen)
+        n_maskable = maskable.sum(1).clamp(min=1)
+        if self.training:  # one forward: the text is scored after the noisy audio
+            logits = logits_of(noisy)
+            if not self.ar_on_masked_inputs:
+                text_targets = text_targets & ~torch.nn.functional.pad(masked[:, :-1], (1, 0), value=False)
+            text = ar_text_loss(logits, seq, text_targets)
+            audio = masked_diffusion_loss(logits, seq, masked, p, n_maskable)
+        else:  # the audio from the seeded noisy forward, the text after clean audio as decoding sees it
+            audio = masked_diffusion_loss(logits_of(noisy), seq, masked, p, n_maskable)
+            text = ar_text_loss(logits_of(seq), seq, text_targets)
+        return self._report(seq.shape[0], text, audio)
+
+    def _report(self, batch_size, text, audio=None):
+        """(loss, stats, weight) from the text and audio terms, each (loss, #correct, #scored)."""
+        loss_ar, ok_text, n_text = text
         loss = self.ar_weight * loss_ar
         # every rank reports the same keys (DDP averages them); NaN = absent in this batch,
         # which ESPnet's reporter leaves out of its averages
         stats = {"loss_ar": loss_ar.detach(), "acc_text": _ratio(ok_text, n_text), "loss_diff": _nan(), "acc_audio": _nan()}
         ok_all, n_all = ok_text, n_text
-        if masked is not None:
-            n_maskable = maskable.sum(1).clamp(min=1)
-            loss_diff, ok_audio, n_audio = masked_diffusion_loss(logits, seq, masked, p, n_maskable)
+        if audio is not None:
+            loss_diff, ok_audio, n_audio = audio
             loss = loss + self.diffusion_weight * loss_diff
             stats.update(loss_diff=loss_diff.detach(), acc_audio=_ratio(ok_audio, n_audio))
             ok_all, n_all = ok_all + ok_audio, n_all + n_audio
         stats.update(loss=loss.detach(), acc=_ratio(ok_all, n_all))
-        return force_gatherable((loss, stats, seq.shape[0]), loss.device)
+        return force_gatherable((loss, stats, batch_size), loss.device)
 
     def _ar_baseline_loss(self, seq, valid, is_audio, supervised):
         """audio_objective "ar": every supervised token by shifted CE under a causal mask."""

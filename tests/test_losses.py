@@ -74,18 +74,45 @@ def test_loss_equals_reference_loops_on_a_random_model(span_position_embeddings)
     from espnet2_ttt.mask import build_modality_mask, positions_in_span
     valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
     span_pos = positions_in_span(v.is_audio_side(ids))
-    logp = backbone(noisy, build_modality_mask(v.is_audio_side(ids), valid), span_positions=span_pos).log_softmax(-1)
+    attn_mask = build_modality_mask(v.is_audio_side(ids), valid)
+    logp_noisy = backbone(noisy, attn_mask, span_positions=span_pos).log_softmax(-1)
+    logp_clean = backbone(ids, attn_mask, span_positions=span_pos).log_softmax(-1)  # eval scores text on clean audio
     sup = supervised_mask(ids, valid, v)
     l_ar = l_diff = 0.0
+    ok = scored = 0
     for b in range(ids.shape[0]):
         text = [i for i in range(1, int(lengths[b])) if sup[b, i] and not v.is_audio_side(ids[b, i])]
-        l_ar += sum(-logp[b, i - 1, ids[b, i]].item() for i in text) / max(len(text), 1)
+        l_ar += sum(-logp_clean[b, i - 1, ids[b, i]].item() for i in text) / max(len(text), 1)
         n_b = max(int(maskable[b].sum()), 1)
-        l_diff += sum(-logp[b, i, ids[b, i]].item() for i in range(ids.shape[1]) if masked[b, i]) / (p[b].item() * n_b)
+        audio = [i for i in range(ids.shape[1]) if masked[b, i]]
+        l_diff += sum(-logp_noisy[b, i, ids[b, i]].item() for i in audio) / (p[b].item() * n_b)
+        ok += sum(int(logp_clean[b, i - 1].argmax() == ids[b, i]) for i in text)
+        ok += sum(int(logp_noisy[b, i].argmax() == ids[b, i]) for i in audio)
+        scored += len(text) + len(audio)
     l_ar, l_diff = l_ar / 3, l_diff / 3
     assert math.isclose(stats["loss_ar"].item(), l_ar, rel_tol=1e-9)
     assert math.isclose(stats["loss_diff"].item(), l_diff, rel_tol=1e-9)
     assert math.isclose(loss.item(), 0.7 * l_ar + 1.3 * l_diff, rel_tol=1e-9)
+    assert stats["acc"].item() == (torch.tensor(ok).float() / scored).item()  # pooled over text and masked audio
+
+
+@pytest.mark.parametrize("ar_on_masked_inputs", [True, False])
+def test_eval_text_stats_equal_a_clean_forward(ar_on_masked_inputs):
+    """Validation scores text as decoding sees it: eval loss_ar / acc_text are those of the
+    clean (BANOM) forward of the same batch, the same computation, so exactly equal."""
+    torch.manual_seed(0)
+    v = tiny_vocab()
+    backbone = TtTTransformer(len(v), d_model=32, n_layer=2, n_head=2)  # dropout 0: train and eval forwards agree
+    model = TtTModel(v, backbone, ar_on_masked_inputs=ar_on_masked_inputs)
+    ids, lengths = _batch(v, [chat_sequence(random.Random(7), k) for k in (2, 3, 1)])
+    with torch.no_grad():
+        _, ev, _ = model.eval()(ids, lengths)
+        model.train()
+        model.corruption.banom_prob, model.corruption.sst_prob = 1.0, 0.0  # every training batch clean, uncut
+        _, clean, _ = model(ids, lengths)
+    assert torch.isnan(clean["loss_diff"]) and not torch.isnan(ev["loss_diff"])  # eval still scores the audio
+    assert torch.equal(ev["loss_ar"], clean["loss_ar"]) and torch.equal(ev["acc_text"], clean["acc_text"])
+    assert torch.equal(ev["loss"], ev["loss_ar"] + ev["loss_diff"])  # ar_weight = diffusion_weight = 1
 
 
 def test_text_only_batch_reduces_to_the_plain_lm_loss():
@@ -110,7 +137,7 @@ def test_gradients_reach_only_supervised_positions():
 
     def keep_logits(module, args, out):
         out.retain_grad()
-        grabbed["logits"] = out
+        grabbed["noisy" if (args[0] == v.mask_id).any() else "clean"] = out
 
     backbone.register_forward_hook(keep_logits)
     model = TtTModel(v, backbone).eval()
@@ -118,12 +145,13 @@ def test_gradients_reach_only_supervised_positions():
     _, masked, _, _ = _replay_masking(model, ids, lengths)
     loss, _, _ = model(ids, lengths)
     loss.backward()
-    touched = grabbed["logits"].grad.abs().sum(-1) > 0  # [B, L]
     valid = torch.arange(ids.shape[1])[None] < lengths[:, None]
     text_target = supervised_mask(ids, valid, v) & ~v.is_audio_side(ids)
-    expected = F.pad(text_target[:, 1:], (0, 1), value=False) | masked
-    assert torch.equal(touched, expected)
-    assert not touched[~valid].any()
+    # eval: the text loss reads the clean forward (shifted), the diffusion loss the noisy one
+    for name, expected in (("clean", F.pad(text_target[:, 1:], (0, 1), value=False)), ("noisy", masked)):
+        touched = grabbed[name].grad.abs().sum(-1) > 0  # [B, L]
+        assert torch.equal(touched, expected), name
+        assert not touched[~valid].any()
 
 
 def test_ar_baseline_loss_equals_reference_loops():
@@ -142,12 +170,12 @@ def test_ar_baseline_loss_equals_reference_loops():
         for audio in (False, True):
             pos = [i for i in range(1, int(lengths[b])) if sup[b, i] and bool(v.is_audio_side(ids[b, i])) == audio]
             terms[audio] += sum(-logp[b, i - 1, ids[b, i]].item() for i in pos) / max(len(pos), 1) / 3
-    model.train(True)
     model.corruption.sst_prob = 0.0  # no truncation draw; BANOM/PPM do not apply to this objective
-    loss, stats, _ = model(ids, lengths)
-    assert math.isclose(stats["loss_ar"].item(), terms[False], rel_tol=1e-9)
-    assert math.isclose(stats["loss_audio_ar"].item(), terms[True], rel_tol=1e-9)
-    assert math.isclose(loss.item(), 0.7 * terms[False] + 1.3 * terms[True], rel_tol=1e-9)
-    assert 0.0 <= stats["acc_audio"].item() <= 1.0
+    for mode in (True, False):  # training and evaluation: one clean causal forward alike
+        loss, stats, _ = model.train(mode)(ids, lengths)
+        assert math.isclose(stats["loss_ar"].item(), terms[False], rel_tol=1e-9)
+        assert math.isclose(stats["loss_audio_ar"].item(), terms[True], rel_tol=1e-9)
+        assert math.isclose(loss.item(), 0.7 * terms[False] + 1.3 * terms[True], rel_tol=1e-9)
+        assert 0.0 <= stats["acc_audio"].item() <= 1.0
     with pytest.raises(ValueError, match="audio_objective"):
         TtTModel(v, backbone, audio_objective="nar")
