@@ -75,7 +75,8 @@ def test_logits_to_keep_gives_the_last_rows(model):
     cache still receives every new position's keys and values."""
     ids = torch.randint(0, 50, (2, 12))
     full = model(ids, None)
-    torch.testing.assert_close(model(ids, None, logits_to_keep=3), full[:, -3:], rtol=0, atol=0)
+    # the output layer runs on 3 rows instead of 12: BLAS may round differently per shape
+    torch.testing.assert_close(model(ids, None, logits_to_keep=3), full[:, -3:], rtol=0, atol=1e-12)
     cache = model.new_cache()
     torch.testing.assert_close(model(ids[:1, :9], None, cache=cache, extend_cache=True, logits_to_keep=1),
                                full[:1, 8:9], rtol=0, atol=1e-12)
