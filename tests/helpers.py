@@ -1,7 +1,10 @@
-"""Small deterministic vocabularies, sequences and data dirs for the tests."""
+"""Small deterministic vocabularies, sequences and data dirs for the tests; a bounded subprocess runner."""
+import os
 import random
+import signal
+import subprocess
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
@@ -19,6 +22,23 @@ from espnet2_ttt.vocabulary import (
 )
 
 WORDS = [f"▁w{i}" for i in range(20)]
+
+
+def run_bounded(cmd: Sequence[str], timeout: float, capture_output: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` that always ends: stdin is closed, the command runs in a process group of
+    its own, and the whole group is killed when ``timeout`` passes or the test is interrupted
+    (``subprocess.run`` kills only its direct child and then waits for pipes that a grandchild may
+    hold open forever).  Raises ``subprocess.TimeoutExpired`` on timeout."""
+    if capture_output:
+        kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def tiny_vocab(codebook_size: int = 16) -> TtTVocabulary:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from helpers import run_bounded
+
 LOCAL = Path(__file__).resolve().parents[1] / "egs" / "ttt_bilingual" / "local"
 sys.path.insert(0, str(LOCAL))
 import make_corpus  # noqa: E402
@@ -61,7 +63,7 @@ def solve(question: str, lang: str):
 def run_cli(out: Path, seed: int = 0) -> str:
     cmd = [sys.executable, str(LOCAL / "make_corpus.py"), "--output_dir", str(out),
            "--seed", str(seed), "--size", "tiny", "--nj", "2"]
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    result = run_bounded(cmd, timeout=120, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert result.returncode == 0, result.stdout
     return result.stdout
 

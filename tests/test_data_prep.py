@@ -13,6 +13,8 @@ import soundfile
 from espnet2_ttt.bin.format_wav import main as format_wav_main
 from espnet2_ttt.utils.data_dir import ValidationOptions, validate_data_dir
 
+from helpers import run_bounded
+
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "ttt_bilingual"
 sys.path.insert(0, str(RECIPE / "local"))
 from make_corpus import DIALOGUE_KEYS  # noqa: E402
@@ -83,8 +85,8 @@ def aishell_root(tmp_path_factory) -> Path:
 
 def data_sh(output_dir: Path, corpus: str, **env) -> subprocess.CompletedProcess:
     env = {**os.environ, "LIBRISPEECH": "", "AISHELL": "", **{k: str(v) for k, v in env.items()}}
-    return subprocess.run(["bash", "local/data.sh", "--corpus", corpus, "--output_dir", str(output_dir)],
-                          cwd=RECIPE, env=env, capture_output=True, text=True, timeout=120)
+    return run_bounded(["bash", "local/data.sh", "--corpus", corpus, "--output_dir", str(output_dir)],
+                       timeout=120, cwd=RECIPE, env=env, capture_output=True, text=True)
 
 
 def check_sets(data: Path) -> None:

@@ -10,6 +10,8 @@ import yaml
 
 from espnet2_ttt.vocabulary import TtTVocabulary
 
+from helpers import run_bounded
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs" / "ttt_bilingual"
 TINY = [
@@ -25,8 +27,8 @@ TINY = [
 def _run(script: Path, args, log: Path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(log, "w") as f:
-        res = subprocess.run(["bash", str(script), *args], cwd=script.parent, stdout=f, stderr=subprocess.STDOUT,
-                             env=env, timeout=1800)
+        res = run_bounded(["bash", str(script), *args], timeout=1800, cwd=script.parent, stdout=f,
+                          stderr=subprocess.STDOUT, env=env)
     assert res.returncode == 0, log.read_text()[-4000:]
     return log.read_text()
 

@@ -16,14 +16,16 @@ from espnet2_ttt.utils.data_dir import (
 from espnet2_ttt.utils.scp import split_into_chunks, spk2utt_to_utt2spk, utt2spk_to_spk2utt
 from espnet2_ttt.utils.table import TableError
 
+from helpers import run_bounded
+
 UTILS = Path(__file__).resolve().parents[1] / "egs" / "ttt_bilingual" / "utils"
 
 
 def run(command: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run a bash snippet with the recipe utilities and this python on PATH."""
     path = f"{UTILS}:{Path(sys.executable).parent}:$PATH"
-    return subprocess.run(["bash", "-c", f'PATH="{path}"; {command}'], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return run_bounded(["bash", "-c", f'PATH="{path}"; {command}'], timeout=60, cwd=cwd,
+                       capture_output=True, text=True)
 
 
 def write_dir(path: Path, files: dict) -> Path:

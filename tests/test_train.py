@@ -13,7 +13,7 @@ import torch
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.tasks.ttt import TtTTask
 
-from helpers import chat_sequence, tiny_vocab, write_seq_file
+from helpers import chat_sequence, run_bounded, tiny_vocab, write_seq_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = "--backbone_conf d_model=32 --backbone_conf n_layer=2 --backbone_conf n_head=2".split()
@@ -79,7 +79,7 @@ def test_checkpoints_reload_strictly(trained):
         assert set(state) == set(model.state_dict())
         assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
     assert isinstance(args.token_list, list) and args.token_list == tiny_vocab().token_list
-    # a missing or extra key is an error, not a silent partial load
+    # a missing or extra key is an error, never a partial load
     state.pop("backbone.norm.weight")
     torch.save(state, trained / "broken.pth")
     with pytest.raises(RuntimeError, match="norm.weight"):
@@ -108,7 +108,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(data, tmp_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(ROOT / "tests" / "dist_worker.py"), *_train_args(data, out, 2), "--dist_backend", "gloo",
     ]
-    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    res = run_bounded(cmd, timeout=600, env=_env(), capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     r0 = torch.load(out / "rank0_final.pth", weights_only=True)
     r1 = torch.load(out / "rank1_final.pth", weights_only=True)

@@ -13,7 +13,7 @@ python=${PYTHON:-python3.11}
 pip_pins=("pip>=23,<26")
 # transformers 5.24.0: the hf_causal_lm backbone (Qwen2); works with huggingface_hub 2.x (from espnet_model_zoo)
 packages=("torch==2.11.0" "torchaudio==2.11.0" "espnet==202511" "espnet_model_zoo==0.1.7" "transformers==5.24.0"
-          sentencepiece kaldiio humanfriendly typeguard pyyaml pytest soundfile editdistance pocketsphinx)
+          sentencepiece kaldiio humanfriendly typeguard pyyaml pytest pytest-timeout soundfile editdistance pocketsphinx)
 apt_packages=(sox espeak-ng festival festlex-cmu festvox-us-slt-hts festvox-kallpc16k sctk)
 want="${pip_pins[*]} ${packages[*]}"
 stamp="${venv}/.ttt_installed"
