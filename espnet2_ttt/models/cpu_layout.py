@@ -1,7 +1,7 @@
 """CPU decoding: linear weights stored in the memory layout that MKL streams fastest.
 
 A decoding step multiplies one (or a few) rows by every weight matrix, so on a CPU its time is
-the time to stream the weights.  With PyTorch's MKL on the project's box, an ``[out, in]``
+the time to stream the weights.  With PyTorch's MKL on a 2-core AMD EPYC, an ``[out, in]``
 weight whose rows are short (``in < out``, e.g. a SwiGLU up-projection or the output layer)
 streams at ~5 GB/s once the model no longer fits in cache, the same matrix stored ``[in, out]``
 at ~16 GB/s.  :func:`relayout_linear_weights_for_cpu` stores such weights as the transpose of a
@@ -9,7 +9,7 @@ contiguous ``[in, out]`` tensor: values, shapes, ``Parameter`` objects and ``sta
 unchanged, ``F.linear`` then hands MKL the ``[in, out]`` matrix.  A bare one-token step gets
 ~1.3x faster, full-sequence forwards do not change; ``bench/decode.py`` prints the effect on a
 whole decoding turn (1.06-1.20x at d256 x 4 in three runs).  On an Intel Xeon with AVX-512 the
-same relayout made whole turns 0.85-0.96x as fast (sessions 15 and 16), so
+same relayout makes whole turns 0.85-0.96x as fast, so
 :func:`default_cpu_weight_layout` picks it on AMD CPUs only.
 """
 from __future__ import annotations
