@@ -15,7 +15,8 @@ Masking rate (``diffusion_corruption``): per sample ``t ~ U(0, 1)`` (official), 
 more nearly fully masked spans, as decoding starts from); the loss keeps its ``1/p`` weight, so
 "cosine" trains a reweighted bound, not the ELBO.
 
-All draws come from the ``generator`` argument (CPU), so a run is reproducible from its seed.
+All draws come from the ``generator`` argument (CPU), so a run is reproducible from its seed;
+training seeds its generator with :func:`per_rank_seed`, so that DDP ranks draw apart.
 Shapes: ``ids`` [B, L] long, ``valid`` / masks [B, L] bool, per-sample values [B].
 """
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ class CorruptionConfig:
             raise ValueError(f"eps must be in [0, 1), got {self.eps}")
         if self.mask_schedule not in MASK_SCHEDULES:
             raise ValueError(f"mask_schedule must be one of {MASK_SCHEDULES}, got {self.mask_schedule!r}")
+
+
+def per_rank_seed() -> int:
+    """A seed for this process's training draws: a draw from the global torch RNG plus the
+    ``torch.distributed`` rank (0 without a process group).  Ranks whose global RNGs agree
+    (ESPnet seeds them alike) get distinct seeds; the same global state and rank give the same seed."""
+    dist = torch.distributed
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return int(torch.randint(2**62, ())) + rank
 
 
 def _uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tensor:

@@ -9,6 +9,7 @@ from espnet2_ttt.corruption import (
     CorruptionConfig,
     banom_keeps_clean,
     diffusion_corruption,
+    per_rank_seed,
     prefix_preservation,
     stochastic_span_truncation,
 )
@@ -42,6 +43,14 @@ class TtTModel(AbsESPnetModel):
       (text targets + masked positions), each part from the forward of its own stat; ESPnet
       selects ``valid.acc.ave.pth`` on it.
     * ``loss``: ar_weight * loss_ar + diffusion_weight * loss_diff (loss_ar alone when NaN).
+
+    Randomness: training draws (SST, BANOM, PPM, ``t``, masks) come from the model's own
+    generator, which ``train()`` re-seeds with :func:`espnet2_ttt.corruption.per_rank_seed` (a
+    draw from the global RNG plus the rank).  ESPnet's trainer re-seeds the global RNG with
+    ``seed + epoch`` on every rank and then calls ``train()`` at the start of every epoch, so an
+    epoch's draws depend on (seed, epoch, rank) alone: ranks draw apart, runs reproduce, and a
+    run resumed from an epoch checkpoint draws what the uninterrupted run drew.  The eval
+    generator is the same on every rank (a batch scores the same on any rank).
 
     Args:
         token_list: the ESPnet token list (see :class:`TtTVocabulary`).
@@ -87,19 +96,22 @@ class TtTModel(AbsESPnetModel):
         self.audio_objective = audio_objective
         self.eval_seed = eval_seed
         self._eval_generator = torch.Generator().manual_seed(eval_seed)
+        self._train_generator = torch.Generator()  # re-seeded per rank by train()
         self.register_buffer("audio_side_table", self.vocab.audio_side_table.clone(), persistent=False)
 
     def train(self, mode: bool = True):
-        if not mode and self.training:
+        if mode:
+            self._train_generator.manual_seed(per_rank_seed())
+        elif self.training:
             self._eval_generator.manual_seed(self.eval_seed)
         return super().train(mode)
 
     def forward(self, seq: torch.Tensor, seq_lengths: torch.Tensor, **kwargs) -> Tuple[torch.Tensor, Dict, torch.Tensor]:
         self.vocab.check_ids(seq, "TtTModel input batch")
         seq_lengths = seq_lengths.to(seq.device)
-        gen = None if self.training else self._eval_generator
+        gen = self._train_generator if self.training else self._eval_generator
         if self.training and self.corruption.sst_prob > 0:
-            seq, seq_lengths = stochastic_span_truncation(seq, seq_lengths, self.vocab, self.corruption)
+            seq, seq_lengths = stochastic_span_truncation(seq, seq_lengths, self.vocab, self.corruption, gen)
         L = int(seq_lengths.max())
         seq = seq[:, :L]
         valid = torch.arange(L, device=seq.device)[None, :] < seq_lengths[:, None]
@@ -115,11 +127,11 @@ class TtTModel(AbsESPnetModel):
 
         text_targets = supervised & ~is_audio
         maskable = is_audio & supervised
-        clean = self.training and banom_keeps_clean(self.corruption)
+        clean = self.training and banom_keeps_clean(self.corruption, gen)
         if clean or not bool(maskable.any()) or self.diffusion_weight == 0:
             return self._report(seq.shape[0], ar_text_loss(logits_of(seq), seq, text_targets))
         if self.training:
-            maskable = prefix_preservation(maskable, self.corruption)
+            maskable = prefix_preservation(maskable, self.corruption, gen)
         noisy, masked, p = diffusion_corruption(seq, maskable, self.vocab.mask_id, self.corruption, gen)
         n_maskable = maskable.sum(1).clamp(min=1)
         if self.training:  # one forward: the text is scored after the noisy audio
