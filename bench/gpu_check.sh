@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Prepared device check (run on the lent GPU machine from the repo root; not a test, not in CI).
-# Needs .gpu_carry (bench/make_gpu_carry.sh: espnet's wheels, which the GPU image lacks).  For the
-# recipe part, also carry the artefacts of a local run of stages 1-7 of egs/ttt_bilingual
-# (dump, exp/ttt_stats, exp/speech_tokenizer, data/token_list, data/spm: ~20 MB), e.g.
-#   carry=[".gpu_carry", "egs/ttt_bilingual/dump", "egs/ttt_bilingual/exp/ttt_stats",
-#          "egs/ttt_bilingual/exp/speech_tokenizer", "egs/ttt_bilingual/data/token_list", "egs/ttt_bilingual/data/spm"]
+# GPU check, run from the repository root on a GPU host whose checkout is a copy of this one
+# (not a test, not in CI).  Needs .gpu_carry/ (bench/make_gpu_carry.sh: espnet's wheels, for a
+# host without package-index access whose Python lacks espnet).  For the recipe part, also copy
+# the outputs of a local run of stages 1-7 of egs/ttt_bilingual to the host (~20 MB):
+#   egs/ttt_bilingual/dump  egs/ttt_bilingual/exp/ttt_stats  egs/ttt_bilingual/exp/speech_tokenizer
+#   egs/ttt_bilingual/data/token_list  egs/ttt_bilingual/data/spm
 # Parts: CUDA decoder tests; stage 8 with --ngpu 1 and stage 10 with --gpu_inference true (the
-# decode outputs go to $OUT/decode.tgz); the training-step and decoding benchmarks on CUDA.
+# decode outputs go to ${OUT}/decode.tgz; OUT is the output directory, default /tmp/gpu_check);
+# the training-step and decoding benchmarks on CUDA.
 set -uo pipefail
 root=$PWD; out=${OUT:-/tmp/gpu_check}; mkdir -p "${out}"
 # shellcheck disable=SC1091

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepared device check of the pretrained (hf_causal_lm) backbone, run on the lent GPU machine from
-# the repo root after bench/make_gpu_carry.sh (not a test; not run in CI):
+# GPU check of the pretrained (hf_causal_lm) backbone, run from the repository root on a GPU host
+# whose checkout is a copy of this one, with .gpu_carry/ from bench/make_gpu_carry.sh (not a test;
+# not run in CI):
 #   bf16 training steps of a tiny random Qwen2 (autocast, then bf16 weights) on CUDA, and CUDA
 #   decoding with the DynamicCache-backed exact cache vs the full recompute (CFG off and on).
 set -uo pipefail

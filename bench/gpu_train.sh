@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Recipe stage 8 (egs/ttt_bilingual) on the lent GPU machine for several training configs at once
-# (parallel processes sharing the GPU), each experiment directory packed into $OUT/<tag>.tgz, to be
-# decoded and scored on the CPU machine with stages 10-12 (--ttt_exp).  Not a test, not in CI.
-# Carry as for bench/gpu_check.sh: .gpu_carry and the artefacts of a local run of stages 1-7.
+# Recipe stage 8 (egs/ttt_bilingual) on a GPU host for several training configs at once (parallel
+# processes sharing the GPU), each experiment directory packed into ${OUT}/<tag>.tgz (OUT: the
+# output directory, default /tmp/gpu_train), to be decoded and scored on another machine with
+# stages 10-12 (--ttt_exp).  Not a test, not in CI.  Copy the same files to the host as for
+# bench/gpu_check.sh: .gpu_carry/ and the outputs of a local run of stages 1-7.
 # NGPU=0 runs it on the CPU (a smoke test of the script).
 #   TTT_ARGS="--max_epoch 20 --batch_bins 16000" TRAIN_TIMEOUT=480 \
 #       bash bench/gpu_train.sh gpu_ttt=conf/train_ttt.yaml gpu_ar=conf/train_ttt_ar_baseline.yaml

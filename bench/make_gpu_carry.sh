@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Prepare .gpu_carry/ for bench/gpu_check.sh and bench/gpu_hf_check.sh: the lent GPU image has
-# torch, numpy, scipy, sentencepiece, transformers, ... but no espnet and reaches no package
-# index, so the wheels of espnet and of its import-time dependencies that the image lacks travel
-# in .gpu_carry/wheels (~10 MB; installed there with --no-deps).  PYVER is the GPU image's Python
-# (3.12 there in 2026-11).  Run here, then pass carry=[".gpu_carry", ...] to the device tool.
+# Build an offline wheel bundle, .gpu_carry/wheels (~10 MB), for the GPU scripts in bench/ on a GPU
+# host without package-index access whose Python has torch, numpy, scipy, sentencepiece,
+# transformers, ... but no espnet: the wheels of espnet and of the import-time dependencies such
+# a host lacks (bench/gpu_env.sh installs them there with --no-deps).  PYVER is the GPU host's
+# Python version (default 3.12).  Run it where the package index is reachable, with the
+# project's venv, then copy .gpu_carry/ to the GPU host together with the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .gpu_carry
