@@ -64,7 +64,7 @@ def per_rank_seed() -> int:
 
 
 def _uniform(shape, generator: Optional[torch.Generator], device) -> torch.Tensor:
-    return torch.rand(shape, generator=generator).to(device)
+    return torch.rand(shape, generator=generator).to(device, non_blocking=True)  # host to device: no stream sync
 
 
 def banom_keeps_clean(cfg: CorruptionConfig, generator: Optional[torch.Generator] = None) -> bool:
@@ -79,32 +79,32 @@ def stochastic_span_truncation(
     cfg: CorruptionConfig,
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """SST.  Returns (ids, lengths) with truncated samples cut and re-padded with <pad>."""
-    ids, lengths = ids.clone(), lengths.clone()
-    draw = torch.rand(ids.shape[0], generator=generator)
-    frac = torch.rand(ids.shape[0], generator=generator)
-    for b in range(ids.shape[0]):
-        n_valid = int(lengths[b])
-        row = ids[b, :n_valid]
-        if n_valid == 0 or int(row[0]) != vocab.im_start_id or draw[b] >= cfg.sst_prob:
-            continue  # PT data (no template) or not drawn
-        starts = torch.nonzero(row == vocab.soa_last_id).flatten()
-        if starts.numel() == 0 or int(starts[-1]) < int(torch.nonzero(row == vocab.im_start_id).flatten()[-1]):
-            continue  # the last turn has no final span
-        s = int(starts[-1])
-        ends = torch.nonzero(row[s + 1 :] == vocab.eoa_last_id).flatten()
-        if ends.numel() == 0:
-            continue  # already truncated
-        n = int(ends[0])  # codes between <|begin_of_quad|> and <|end_of_audio_span_last|>
-        if n <= cfg.sst_min_codes:
-            continue
-        lo = max(int(cfg.sst_keep_min * n), cfg.sst_keep_floor)
-        hi = int(cfg.sst_keep_max * n)
-        if lo >= hi:
-            continue
-        keep = lo + min(int(frac[b] * (hi - lo + 1)), hi - lo)
-        lengths[b] = s + 1 + keep
-        ids[b, s + 1 + keep :] = vocab.pad_id
+    """SST on the whole batch at once (no per-sample host syncs).  Returns (ids, lengths) with
+    truncated samples cut and re-padded with <pad>."""
+    draw = _uniform(ids.shape[0], generator, ids.device)
+    frac = _uniform(ids.shape[0], generator, ids.device)
+    pos = torch.arange(ids.shape[1], device=ids.device)[None, :]
+    valid = pos < lengths[:, None]
+    none = torch.full_like(pos, -1)
+
+    def last(token_id):  # [B] position of the last valid token_id, -1 if none
+        return torch.where(valid & (ids == token_id), pos, none).amax(1)
+
+    s = last(vocab.soa_last_id)  # <|begin_of_quad|> of the final span
+    e = torch.where(valid & (ids == vocab.eoa_last_id) & (pos > s[:, None]), pos, ids.shape[1]).amin(1)
+    n = e - s - 1  # codes of the final span
+    lo = torch.clamp_min((cfg.sst_keep_min * n.double()).floor().long(), cfg.sst_keep_floor)
+    hi = (cfg.sst_keep_max * n.double()).floor().long()
+    keep = lo + torch.minimum((frac * (hi - lo + 1)).long(), hi - lo)
+    cut = (
+        (ids[:, 0] == vocab.im_start_id) & (lengths > 0)  # chat data, not PT
+        & (draw < cfg.sst_prob)
+        & (s > last(vocab.im_start_id))  # the last turn has a final span ...
+        & (e < ids.shape[1])  # ... not truncated already
+        & (n > cfg.sst_min_codes) & (lo < hi)
+    )
+    lengths = torch.where(cut, s + 1 + keep, lengths)
+    ids = torch.where(cut[:, None] & (pos >= lengths[:, None]), vocab.pad_id, ids)
     return ids, lengths
 
 

@@ -62,9 +62,8 @@ def test_sst_rate_and_kept_fraction():
     rng = random.Random(0)
     seqs = [chat_sequence(rng, 2, chunk=4, span=20) for _ in range(4000)]  # final span: 4 words x 6 = 24 codes
     ids, lengths = _batch(v, seqs)
-    torch.manual_seed(0)
     cfg = CorruptionConfig(sst_prob=0.5)
-    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, cfg)
+    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, cfg, torch.Generator().manual_seed(0))
     cut = new_len < lengths
     assert abs(cut.float().mean().item() - 0.5) < 4 * math.sqrt(0.25 / len(seqs))
     n = 24
@@ -89,8 +88,56 @@ def test_sst_leaves_short_spans_and_plain_text_alone():
     short = chat_sequence(random.Random(1), 1, chunk=2, span=4)  # 2 words x 3 = 6 codes <= 10
     pt = "▁w1 <|begin_of_quad|>".split() + [f"<|audio_{i % 16}|>" for i in range(30)] + ["<|end_of_audio_span_last|>"]
     ids, lengths = _batch(v, [short, pt])
-    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, CorruptionConfig(sst_prob=1.0))
+    new_ids, new_len = stochastic_span_truncation(ids, lengths, v, CorruptionConfig(sst_prob=1.0), torch.Generator())
     assert torch.equal(new_ids, ids) and torch.equal(new_len, lengths)
+
+
+def _sst_reference(ids, lengths, v, cfg, draw, frac):
+    """SST one sample at a time, as the rule reads (method doc 6.3), with the given draws [B]."""
+    ids, lengths = ids.clone(), lengths.clone()
+    for b in range(ids.shape[0]):
+        row = ids[b, : int(lengths[b])].tolist()
+        if not row or row[0] != v.im_start_id or draw[b] >= cfg.sst_prob or v.soa_last_id not in row:
+            continue  # PT data (no template) or not drawn
+        s = max(i for i, t in enumerate(row) if t == v.soa_last_id)
+        if s < max(i for i, t in enumerate(row) if t == v.im_start_id) or v.eoa_last_id not in row[s:]:
+            continue  # the last turn has no final span, or it is truncated already
+        n = row.index(v.eoa_last_id, s) - s - 1
+        lo, hi = max(int(cfg.sst_keep_min * n), cfg.sst_keep_floor), int(cfg.sst_keep_max * n)
+        if n <= cfg.sst_min_codes or lo >= hi:
+            continue
+        keep = lo + min(int(frac[b] * (hi - lo + 1)), hi - lo)
+        lengths[b] = s + 1 + keep
+        ids[b, s + 1 + keep :] = v.pad_id
+    return ids, lengths
+
+
+def test_sst_on_the_batch_equals_the_per_sample_rule():
+    """The vectorised SST cuts exactly what the per-sample rule cuts, from the same two draws,
+    over chat data with long, short and already cut final spans, turns after the final span and PT data."""
+    v = tiny_vocab()
+    rng = random.Random(2)
+    tail_turn = "<|im_start|> <|user|> ▁w3 <|im_end|>".split()
+    seqs = []
+    for i in range(400):
+        kind = i % 5
+        if kind == 4:  # PT data
+            seqs.append(["▁w1", "<|begin_of_quad|>"] + [f"<|audio_{j % 16}|>" for j in range(rng.randint(5, 40))]
+                        + ["<|end_of_audio_span_last|>", "▁w2"])
+        else:
+            seq = chat_sequence(rng, rng.randint(1, 3), chunk=rng.randint(1, 6), span=rng.randint(2, 40))
+            seqs.append(seq + tail_turn if kind == 3 else seq)
+    ids, lengths = _batch(v, seqs)
+    cfg = CorruptionConfig(sst_prob=0.5)
+    ids, lengths = stochastic_span_truncation(ids, lengths, v, CorruptionConfig(sst_prob=0.3), torch.Generator().manual_seed(1))
+    for seed in range(5):  # the rows cut above come again: nothing left to cut
+        g = torch.Generator().manual_seed(seed)
+        new_ids, new_len = stochastic_span_truncation(ids, lengths, v, cfg, g)
+        g.manual_seed(seed)
+        draw, frac = torch.rand(len(seqs), generator=g), torch.rand(len(seqs), generator=g)
+        ref_ids, ref_len = _sst_reference(ids, lengths, v, cfg, draw, frac)
+        assert torch.equal(new_len, ref_len) and torch.equal(new_ids, ref_ids)
+        assert 0 < int((new_len < lengths).sum()) < len(seqs)
 
 
 def test_diffusion_masks_each_position_with_probability_p():
