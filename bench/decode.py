@@ -65,7 +65,7 @@ def timed_decode(model, vocab, prompt, forcing, repeats=1, audio_objective="diff
     device = next(model.parameters()).device
 
     def decode_once() -> Tuple[float, DecodeResult]:
-        dec = TtTDecoder(model, vocab, DecodeConfig(**conf), audio_objective=audio_objective)
+        dec = TtTDecoder(model, vocab, DecodeConfig(**conf), audio_objective=audio_objective, time_phases=True)
         t0 = time.perf_counter()
         result = dec.decode(prompt, torch.Generator(device=device).manual_seed(0), forcing)
         return time.perf_counter() - t0, result

@@ -15,6 +15,7 @@ from espnet2_ttt.inference import (
     TurnEndEvent,
     build_prompt,
 )
+from espnet2_ttt.inference.cache import CachedRunner, FullRecompute
 from espnet2_ttt.inference.sampler import (
     commit_schedule,
     diffusion_step,
@@ -116,6 +117,36 @@ def test_cfg_changes_the_audio(model, vocab):
     plain = decode(model, vocab, prompt, forcing=forcing, diffusion_temperature=0.0)
     guided = decode(model, vocab, prompt, forcing=forcing, diffusion_temperature=0.0, cfg_scale=3.0)
     assert plain.spans[0] != guided.spans[0]
+
+
+def test_phase_timing_is_optional(model, vocab):
+    """Without time_phases only the total is timed (no per-phase CUDA sync); the tokens and the
+    forward counts are the same either way."""
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
+    plain, timed = (
+        TtTDecoder(model, vocab, config(cfg_scale=0.5), time_phases=t).decode(
+            prompt_for(vocab, "chat"), torch.Generator().manual_seed(0), forcing)
+        for t in (False, True)
+    )
+    assert plain.token_ids == timed.token_ids and plain.forwards == timed.forwards
+    assert set(plain.timings) == {"total"}
+    assert set(timed.timings) == {"prefix", "ar", "diffusion", "cfg_uncond", "span_close", "total"}
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_runners_read_the_side_table_on_the_model_device(model, vocab, monkeypatch, use_cache):
+    """The runners look the audio side up in their own device copy, never through the vocabulary
+    (which copies its table to the device at every call)."""
+    def host_table(*args):
+        raise AssertionError("TtTVocabulary.is_audio_side called while decoding")
+
+    monkeypatch.setattr(TtTVocabulary, "is_audio_side", host_table)
+    forcing = Forcing(text_ids=[vocab.token2id["w5"], vocab.soa_id], span_lengths=[11])
+    result = decode(model, vocab, prompt_for(vocab, "chat"), forcing=forcing, cfg_scale=0.5, use_cache=use_cache)
+    assert len(result.spans[0]) == 11
+    runner = (CachedRunner if use_cache else FullRecompute)(model, vocab)
+    assert runner.audio_side.device == next(model.parameters()).device
+    assert torch.equal(runner.audio_side, vocab.audio_side_table)
 
 
 # ---------------------------------------------------------------- schedule and sampler

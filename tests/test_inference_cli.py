@@ -249,7 +249,8 @@ def test_packed_decode_options_are_the_model_defaults(model_dir, tmp_path):
              inference_config=str(tmp_path / "decode.yaml"), inference_args=["--layout_span_len", "5"])
     packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), max_new_tokens=30)
     conf = packed.decoder.config
-    assert (conf.block_length, conf.steps_per_block, conf.layout_span_len, conf.max_new_tokens) == (8, 2, 5, 30)
+    assert (conf.block_length, conf.steps_per_block, conf.max_new_tokens) == (8, 2, 30)
+    assert packed.forcing_options.layout_span_len == 5
     assert conf.cfg_scale == DecodeConfig().cfg_scale  # neither packed nor given: the default
 
 
@@ -271,7 +272,7 @@ def test_text_forced_tts_writes_the_input_text_in_the_training_layout(model_dir)
     assert out.text == "▁w1 ▁w3 ▁w2"
     # off by default: the same call without forcing is the model's free choice
     free = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
-    assert free.decoder.config.tts_force_text is False and free.forcing("tts", ["▁w1"]) is None
+    assert free.forcing_options.tts_force_text is False and free.forcing("tts", ["▁w1"]) is None
 
 
 def test_asr_force_audio_makes_the_spans_the_input_speech(model_dir):

@@ -38,12 +38,38 @@ from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, Forci
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
 from espnet2_ttt.models.cpu_layout import CPU_WEIGHT_LAYOUTS, relayout_linear_weights_for_cpu, resolve_cpu_weight_layout
-from espnet2_ttt.sequence_builder import spoken_text_layout
+from espnet2_ttt.sequence_builder import CHUNK_LEN, SPAN_LEN, spoken_text_layout
 from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
+
+
+@dataclasses.dataclass
+class ForcingOptions:
+    """Which known parts of the answer :class:`TtTInference` forces (decode options read here, not
+    by the decoder).  The training layout is chunks of ``layout_chunk_len`` text tokens and
+    non-final spans of ``layout_span_len`` codes (:func:`~espnet2_ttt.sequence_builder.interleave`).
+
+    ``tts_force_text``: in tts mode the answer's text side is the input text in that layout
+    (:func:`~espnet2_ttt.sequence_builder.spoken_text_layout`); only the audio is generated.
+    ``asr_force_audio``: in asr mode the answer's spans are the input speech in that layout
+    (:attr:`Forcing.spoken_codes`), which the ASR answer re-speaks in training; only the text is
+    generated, and no span is diffused.
+    """
+
+    tts_force_text: bool = False
+    asr_force_audio: bool = False
+    layout_chunk_len: int = CHUNK_LEN
+    layout_span_len: int = SPAN_LEN
+
+    def __post_init__(self):
+        if min(self.layout_chunk_len, self.layout_span_len) < 1:
+            raise ValueError("layout_chunk_len and layout_span_len must be >= 1")
+
+
+DECODE_OPTIONS = (DecodeConfig, ForcingOptions)  # the decode options of the CLI, decode.yaml and TtTInference
 
 
 @dataclasses.dataclass
@@ -72,7 +98,7 @@ class TtTInference:
             directory (default: the training config's).
         speech_tokenizer_dir: speech tokenizer whose ``decode`` makes waveforms (default: the
             training config's; None = no waveform).
-        **decode_conf: :class:`DecodeConfig` fields.
+        **decode_conf: :class:`DecodeConfig` and :class:`ForcingOptions` fields.
     """
 
     def __init__(
@@ -100,6 +126,9 @@ class TtTInference:
         if cpu_weight_layout == "input_major":
             relayout_linear_weights_for_cpu(model.backbone)  # same values; CPU only (a no-op elsewhere)
         self.vocab = model.vocab
+        forcing_names = {f.name for f in dataclasses.fields(ForcingOptions)}
+        self.forcing_options = ForcingOptions(**{k: v for k, v in decode_conf.items() if k in forcing_names})
+        decode_conf = {k: v for k, v in decode_conf.items() if k not in forcing_names}
         self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf),
                                   audio_objective=model.audio_objective)
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
@@ -191,7 +220,7 @@ class TtTInference:
         with ``tts_force_text`` in tts mode its text side is ``text`` (raw, or pieces) and its
         non-final spans have ``layout_span_len`` codes; with ``asr_force_audio`` in asr mode its
         spans are ``speech_codes``; else None."""
-        cfg = self.decoder.config
+        cfg = self.forcing_options
         if mode == "asr" and cfg.asr_force_audio:
             return Forcing(spoken_codes=[int(c) for c in speech_codes], spoken_span_len=cfg.layout_span_len)
         if mode != "tts" or not cfg.tts_force_text:
@@ -360,22 +389,28 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--write_wav", type=str2bool, default=True,
                        help="synthesise the audio codes into wav/ + wav.scp (needs a speech tokenizer)")
     group = parser.add_argument_group(
-        "Decoding related (DecodeConfig; unset: a packed model's decode.yaml, else DecodeConfig's default)")
+        "Decoding related (DecodeConfig, ForcingOptions; unset: a packed model's decode.yaml, else the default)")
     choices = {"remasking": ("low_confidence", "random"), "cfg_uncond": CFG_UNCOND_INPUTS}
-    for f in dataclasses.fields(DecodeConfig):
-        kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
-        group.add_argument(f"--{f.name}", type=kind, default=None, choices=choices.get(f.name),
-                           help=f"DecodeConfig default: {f.default}")
+    for options in DECODE_OPTIONS:
+        for f in dataclasses.fields(options):
+            kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
+            group.add_argument(f"--{f.name}", type=kind, default=None, choices=choices.get(f.name),
+                               help=f"{options.__name__} default: {f.default}")
     return parser
 
 
+def decode_option_fields() -> List[dataclasses.Field]:
+    """The fields of :data:`DECODE_OPTIONS`: the decode options of the CLI and decode.yaml."""
+    return [f for options in DECODE_OPTIONS for f in dataclasses.fields(options)]
+
+
 def decode_options(config: Optional[str] = None, args: Sequence[str] = ()) -> Dict[str, object]:
-    """The :class:`DecodeConfig` options that an inference ``--config`` yaml plus command-line
-    ``args`` set, read exactly as this CLI reads them (unset options are absent)."""
+    """The decode options (:data:`DECODE_OPTIONS`) that an inference ``--config`` yaml plus
+    command-line ``args`` set, read exactly as this CLI reads them (unset options are absent)."""
     parsed = get_parser().parse_args(
         [*(["--config", config] if config else []), "--output_dir=unused", "--data_path_and_name_and_type=unused,text,text",
          *args])
-    return {f.name: getattr(parsed, f.name) for f in dataclasses.fields(DecodeConfig) if getattr(parsed, f.name) is not None}
+    return {f.name: getattr(parsed, f.name) for f in decode_option_fields() if getattr(parsed, f.name) is not None}
 
 
 def main(cmd=None):

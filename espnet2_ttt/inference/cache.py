@@ -34,6 +34,7 @@ class FullRecompute:
 
     def __init__(self, backbone: AbsBackbone, vocab: TtTVocabulary, causal: bool = False):
         self.backbone, self.vocab, self.causal = backbone, vocab, causal
+        self.audio_side = vocab.audio_side_table.to(next(backbone.parameters()).device)  # [V] bool, looked up per step
 
     def bidirectional(self, is_audio: torch.Tensor) -> torch.Tensor:
         """[1, L] audio side -> [1, L] bool: the spans the mask makes bidirectional (none when causal)."""
@@ -42,7 +43,7 @@ class FullRecompute:
     def run(self, ids: torch.Tensor, start: int = 0, keep: int = 0) -> torch.Tensor:
         """[L] ids at positions ``start..start+L-1``, no context -> [L, V] logits (``keep`` > 0:
         the last ``keep`` rows only, [keep, V])."""
-        is_audio = self.vocab.is_audio_side(ids)[None]
+        is_audio = self.audio_side[ids][None]
         mask = build_modality_mask(self.bidirectional(is_audio))
         pos = torch.arange(start, start + len(ids), device=ids.device)[None]
         span_pos = self.backbone.span_positions(is_audio)
@@ -77,7 +78,7 @@ class CachedRunner(FullRecompute):
         """
         mask = span_pos = None
         if len(new) > 1 or self.backbone.uses_span_positions:
-            is_audio = self.vocab.is_audio_side(torch.cat([seq, new]))[None]
+            is_audio = self.audio_side[torch.cat([seq, new])][None]
             span_pos = self.backbone.span_positions(is_audio, len(new))
             if len(new) > 1:
                 bidirectional = self.bidirectional(is_audio)
