@@ -290,8 +290,8 @@ def test_min_text_tokens_after_audio_delays_im_end(vocab):
 
 
 def test_maxlenratio_bounds_text_after_an_audio_prompt(vocab):
-    """A model that never ends: 8 prompt codes x 0.4 -> 3 AR tokens (ESPnet maxlenratio); a
-    prompt without audio is bounded only by max_new_tokens; a span's codes do not count."""
+    """A model that never ends: 8 prompt codes x 0.4 -> 3 text pieces (ESPnet maxlenratio); a
+    prompt without audio is bounded only by max_new_tokens; a span's SOA and codes do not count."""
     w0 = vocab.token2id["w0"]
     never_ends = ScriptedBackbone(vocab, {}, {}, w0)
 
@@ -307,10 +307,32 @@ def test_maxlenratio_bounds_text_after_an_audio_prompt(vocab):
     P = len(prompt_for(vocab, "chat"))
     spoken = ScriptedBackbone(vocab, {P + 1 + i: vocab.first_code_id for i in range(5)} | {P + 6: vocab.eoa_id},
                               {P - 1: vocab.soa_id}, w0)
-    toks = vocab.ids_to_tokens(run("chat", 0.4, spoken).token_ids)  # SOA, 5 codes + EOA, then 2 text tokens
-    assert toks == ["<|begin_of_audio|>"] + ["<|audio_0|>"] * 5 + ["<|end_of_audio_new|>", "w0", "w0"]
+    toks = vocab.ids_to_tokens(run("chat", 0.4, spoken).token_ids)  # SOA, 5 codes + EOA, then 3 text pieces
+    assert toks == ["<|begin_of_audio|>"] + ["<|audio_0|>"] * 5 + ["<|end_of_audio_new|>", "w0", "w0", "w0"]
     with pytest.raises(ValueError, match="maxlenratio must be >= 0"):
         config(maxlenratio=-1)
+
+
+@pytest.mark.parametrize("use_cache", [False, True])
+@pytest.mark.parametrize("audio_objective", ["diffusion", "ar"])
+def test_maxlenratio_never_leaves_a_begin_of_span_marker_without_its_span(vocab, model, use_cache, audio_objective):
+    """Budget 3 (8 prompt codes x 0.4): the third AR token is an SOA, which does not count, so its
+    span is written and the third text piece after it ends the turn."""
+    P = len(prompt_for(vocab, "asr"))  # AR writes w0 at P, w0 at P+1, the SOA at P+2
+    spoken = ScriptedBackbone(vocab, {P + 3: vocab.first_code_id + 4, P + 4: vocab.eoa_id}, {P + 1: vocab.soa_id},
+                              vocab.token2id["w0"])
+    dec = TtTDecoder(spoken, vocab, config(use_cache=False, top_k=0, top_p=1.0, maxlenratio=0.4))
+    result = dec.decode(prompt_for(vocab, "asr"), torch.Generator())
+    assert vocab.ids_to_tokens(result.token_ids) == [
+        "w0", "w0", "<|begin_of_audio|>", "<|audio_4|>", "<|end_of_audio_new|>", "w0"]
+    assert result.stop_reason == "maxlenratio" and result.spans == [[4]]
+    # any model: the turn never ends on an SOA, its span always follows it (forced here at the budget's end)
+    forcing = Forcing(text_ids=[vocab.token2id["w1"], vocab.token2id["w2"], vocab.soa_last_id], span_lengths=[6])
+    result = TtTDecoder(model, vocab, config(use_cache=use_cache, maxlenratio=0.4), audio_objective=audio_objective
+                        ).decode(prompt_for(vocab, "asr"), torch.Generator().manual_seed(0), forcing)
+    toks = vocab.ids_to_tokens(result.token_ids)
+    assert toks[2] == "<|begin_of_quad|>" and toks[9] == "<|end_of_audio_span_last|>" and len(result.spans[0]) == 6
+    assert result.token_ids[-1] not in (vocab.soa_id, vocab.soa_last_id)
 
 
 def test_block_stops_once_its_eoa_is_settled(vocab):

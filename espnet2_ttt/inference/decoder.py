@@ -61,8 +61,9 @@ class DecodeConfig:
     ``min_text_tokens_after_audio``: after a span, ``<|im_end|>`` is forbidden until this
     many other AR tokens were written (official option, default 0).
     ``maxlenratio`` (as ESPnet's ASR decoding): when > 0 and the prompt holds audio codes,
-    the turn stops after ``max(1, int(maxlenratio * prompt audio codes))`` AR tokens
-    (stop reason "maxlenratio"); audio codes do not count.  0 = no such bound.
+    the turn stops after ``max(1, int(maxlenratio * prompt audio codes))`` text pieces
+    (stop reason "maxlenratio"); SOA markers and audio codes do not count, so the turn never
+    ends on an SOA without its span.  0 = no such bound.
     """
 
     max_new_tokens: int = 2048
@@ -267,7 +268,7 @@ class TtTDecoder:
         return limit if self.max_len is None else min(limit, self.max_len)
 
     def _text_budget(self, prompt: torch.Tensor) -> float:
-        """AR tokens allowed in the turn by ``maxlenratio`` (inf when off or no prompt audio)."""
+        """Text pieces allowed in the turn by ``maxlenratio`` (inf when off or no prompt audio)."""
         prompt_codes = int(self.vocab.is_code(prompt).sum())
         if self.config.maxlenratio <= 0 or prompt_codes == 0:
             return math.inf

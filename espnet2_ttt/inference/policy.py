@@ -78,7 +78,7 @@ class TurnPolicy:
       ``min_text_tokens_after_audio`` tokens after a span, and with ``Forcing.spoken_codes`` an
       SOA only while codes remain for its span;
     * :meth:`after_text`: the stop the token causes: ``<|im_end|>``, or ``maxlenratio`` when
-      ``text_budget`` AR tokens were written;
+      ``text_budget`` text pieces were written;
     * :meth:`open_span`: the :class:`SpanPlan` of the span an SOA opens.
     """
 
@@ -91,7 +91,7 @@ class TurnPolicy:
         self.eoa_of_soa = {vocab.soa_id: vocab.eoa_id, vocab.soa_last_id: vocab.eoa_last_id}
         self._forced_text = iter(forcing.text_ids)
         self._no_end_for = 0  # AR tokens before <|im_end|> is allowed again
-        self._ar_written = 0  # AR tokens written, against text_budget
+        self._pieces_written = 0  # text pieces written, against text_budget
         self._spans_opened = 0
         self._spoken_next = 0  # next of forcing.spoken_codes to write
 
@@ -115,15 +115,18 @@ class TurnPolicy:
         return logits
 
     def after_text(self, tok: int) -> Optional[str]:
-        """Records the AR token ``tok``; -> the stop reason it causes ("im_end", "maxlenratio") or None."""
+        """Records the AR token ``tok``; -> the stop reason it causes ("im_end", "maxlenratio") or None.
+
+        Only text pieces count against ``text_budget``: an SOA never ends the turn, so the span
+        it opens is always written.
+        """
         if tok == self.vocab.im_end_id:
             return "im_end"
-        self._ar_written += 1
-        if self._ar_written >= self.text_budget:
-            return "maxlenratio"
-        if tok not in self.eoa_of_soa:
-            self._no_end_for = max(self._no_end_for - 1, 0)
-        return None
+        if tok in self.eoa_of_soa:
+            return None
+        self._no_end_for = max(self._no_end_for - 1, 0)
+        self._pieces_written += 1
+        return "maxlenratio" if self._pieces_written >= self.text_budget else None
 
     def open_span(self, soa: int) -> SpanPlan:
         """The plan of the span that ``soa`` opens."""
