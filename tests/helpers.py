@@ -31,7 +31,7 @@ def run_bounded(cmd: Sequence[str], timeout: float, capture_output: bool = False
     hold open forever).  Raises ``subprocess.TimeoutExpired`` on timeout."""
     if capture_output:
         kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs) as proc:
+    with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, process_group=0, **kwargs) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         finally:
