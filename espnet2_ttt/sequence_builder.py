@@ -28,12 +28,21 @@ always present)::
     qa           S: qa prompt (empty)     U: question audio            A: interleave(answer, answer codes)
     text         S: empty                 U: question text             A: answer text
     interleaved  no template: interleave(text, codes)   (PT data)
+
+The options of these layouts are one :class:`SequenceLayout`.  Decoding depends on it (its
+prompts open every inference prompt, its chunk and span lengths shape the forced answers), so
+``build_sequences --layout_file`` writes it and ``ttt_train --sequence_layout`` records it in the
+training config, where inference reads it.
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+
+import yaml
 
 from espnet2_ttt.utils.table import json_lines, write_text_atomic
 from espnet2_ttt.vocabulary import (
@@ -134,43 +143,103 @@ def chat(
     return out
 
 
-class SequenceBuilder:
-    """Task layouts of the module docstring; text is tokenized by ``tokenizer.encode``."""
+@dataclasses.dataclass(frozen=True)
+class SequenceLayout:
+    """The options of the task layouts (module docstring).
 
-    def __init__(
-        self,
-        tokenizer: Tokenizer,
-        chunk_len: int = CHUNK_LEN,
-        span_len: int = SPAN_LEN,
-        text_only_asr: bool = False,
-        asr_prompt: str = ASR_PROMPT,
-        tts_prompt: str = TTS_PROMPT,
-        qa_prompt: str = QA_PROMPT,
-    ):
+    ``chunk_len`` text tokens per chunk and ``span_len`` codes per non-final span
+    (:func:`interleave`); ``text_only_asr``: ASR answers are the transcript alone, without the
+    re-spoken input; ``asr_prompt`` / ``qa_prompt``: system text of ASR / QA examples;
+    ``tts_prompt``: the instruction before the text to speak (empty: the text alone).
+    """
+
+    chunk_len: int = CHUNK_LEN
+    span_len: int = SPAN_LEN
+    text_only_asr: bool = False
+    asr_prompt: str = ASR_PROMPT
+    tts_prompt: str = TTS_PROMPT
+    qa_prompt: str = QA_PROMPT
+
+    def __post_init__(self):
+        if self.chunk_len < 1 or self.span_len < 1:
+            raise ValueError(f"chunk_len and span_len must be >= 1, got {self.chunk_len}, {self.span_len}")
+
+    def tts_request(self, text: str) -> str:
+        """The user text of a TTS example: the instruction, then the text to speak."""
+        return f"{self.tts_prompt} {text}" if self.tts_prompt else text
+
+    def to_dict(self) -> Dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Optional[Mapping[str, object]], where: str) -> "SequenceLayout":
+        """A layout from a mapping (missing keys: the defaults; None: the default layout);
+        unknown keys and wrong types are errors naming ``where``."""
+        if values is None:
+            return cls()
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{where}: a sequence layout must be a mapping, got {values!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"{where}: unknown sequence layout keys {unknown}, known: {list(fields)}")
+        for key, value in values.items():
+            kind = {"int": int, "bool": bool, "str": str}[fields[key].type]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ValueError(f"{where}: sequence layout key {key!r} must be {kind.__name__}, got {value!r}")
+        try:
+            return cls(**values)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+    @classmethod
+    def read(cls, path_or_yaml: str) -> "SequenceLayout":
+        """A layout from a yaml file (``build_sequences --layout_file``) or an inline yaml mapping."""
+        path = Path(path_or_yaml)
+        if path.is_file():
+            return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+        values = yaml.safe_load(path_or_yaml)
+        if not isinstance(values, Mapping):
+            raise ValueError(f"sequence layout {path_or_yaml!r} is neither a file nor a yaml mapping")
+        return cls.from_dict(values, "sequence layout")
+
+    def save(self, path: Union[str, Path]) -> None:
+        """Write the layout as yaml, atomically."""
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False))
+
+
+def sequence_layout_arg(value: str) -> Dict[str, object]:
+    """argparse type of ``--sequence_layout`` (a file or an inline mapping) -> the whole layout as a dict."""
+    try:
+        return SequenceLayout.read(value).to_dict()
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class SequenceBuilder:
+    """Task layouts of the module docstring with the options ``layout``; text is tokenized by
+    ``tokenizer.encode``."""
+
+    def __init__(self, tokenizer: Tokenizer, layout: SequenceLayout = SequenceLayout()):
         self.tokenizer = tokenizer
-        self.chunk_len = chunk_len
-        self.span_len = span_len
-        self.text_only_asr = text_only_asr
-        self.asr_prompt = asr_prompt
-        self.tts_prompt = tts_prompt
-        self.qa_prompt = qa_prompt
+        self.layout = layout
 
     def _answer(self, text: str, codes: Sequence[int]) -> List[str]:
-        return interleave(self.tokenizer.encode(text), codes, self.chunk_len, self.span_len)
+        return interleave(self.tokenizer.encode(text), codes, self.layout.chunk_len, self.layout.span_len)
 
     def asr(self, codes: Sequence[int], transcript: str) -> List[str]:
-        answer = self._answer(transcript, () if self.text_only_asr else codes)
-        return chat(self.tokenizer.encode(self.asr_prompt), [("user", user_audio(codes)), ("assistant", answer)])
+        answer = self._answer(transcript, () if self.layout.text_only_asr else codes)
+        return chat(self.tokenizer.encode(self.layout.asr_prompt), [("user", user_audio(codes)), ("assistant", answer)])
 
     def tts(self, text: str, codes: Sequence[int]) -> List[str]:
         if not codes:
             raise ValueError("tts needs the codes of the spoken text")
-        request = f"{self.tts_prompt} {text}" if self.tts_prompt else text
-        return chat([], [("user", self.tokenizer.encode(request)), ("assistant", self._answer(text, codes))])
+        request = self.tokenizer.encode(self.layout.tts_request(text))
+        return chat([], [("user", request), ("assistant", self._answer(text, codes))])
 
     def qa(self, question_codes: Sequence[int], answer_text: str, answer_codes: Sequence[int] = ()) -> List[str]:
         answer = self._answer(answer_text, answer_codes)
-        system = self.tokenizer.encode(self.qa_prompt)
+        system = self.tokenizer.encode(self.layout.qa_prompt)
         return chat(system, [("user", user_audio(question_codes)), ("assistant", answer)])
 
     def text_chat(self, question: str, answer: str) -> List[str]:

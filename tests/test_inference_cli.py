@@ -9,6 +9,7 @@ import yaml
 from espnet2_ttt.bin.ttt_inference import TtTInference, decode_options, get_parser, main as ttt_inference, utterance_seed
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.models.cpu_layout import default_cpu_weight_layout
+from espnet2_ttt.sequence_builder import SequenceLayout
 from espnet2_ttt.speech import PrecomputedTokenizer
 
 from espnet2_ttt.inference import DecodeConfig, Forcing
@@ -85,7 +86,7 @@ def test_cli_outputs_match_the_python_api(model_dir, inputs, tmp_path):
         assert [int(t[8:-2]) for t in o.tokens if t.startswith("<|audio_")] == o.audio_codes
         spoken += len(o.audio_codes) > 0
     assert spoken >= 2  # the trained model does write spans
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["audio_codes", "text", "token"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["audio_codes", "prompt", "text", "token"]
 
 
 def test_split_jobs_give_the_single_job_output(model_dir, inputs, tmp_path):
@@ -94,7 +95,7 @@ def test_split_jobs_give_the_single_job_output(model_dir, inputs, tmp_path):
     (tmp_path / "keys.2").write_text("u3\nu4\n")
     for j in (1, 2):
         run_cli(model_dir, inputs, tmp_path / f"out.{j}", key_file=tmp_path / f"keys.{j}")
-    for name in ("text", "token", "audio_codes"):
+    for name in ("prompt", "text", "token", "audio_codes"):
         merged = (tmp_path / "out.1" / name).read_text() + (tmp_path / "out.2" / name).read_text()
         assert merged == (tmp_path / "all" / name).read_text()
 
@@ -117,7 +118,7 @@ def test_text_input_tts_mode_and_waveforms(model_dir, inputs, tmp_path):
     run_cli(model_dir, inputs, tmp_path / "no_wav", "--mode", "tts", "--text_is_pieces", "true",
             "--data_path_and_name_and_type", f"{inputs / 'text'},text,text", "--speech_tokenizer_dir", str(tok_dir),
             "--write_wav", "false")
-    assert sorted(p.name for p in (tmp_path / "no_wav").iterdir()) == ["audio_codes", "text", "token"]
+    assert sorted(p.name for p in (tmp_path / "no_wav").iterdir()) == ["audio_codes", "prompt", "text", "token"]
     assert read_kaldi(tmp_path / "no_wav" / "audio_codes") == codes
 
 
@@ -330,3 +331,89 @@ def test_span_position_embeddings_from_the_training_config(model_dir, tmp_path):
         expected = plain(mode, None, codes, seed=1)
         for out in (api(mode, None, codes, seed=1), packed(mode, None, codes, seed=1)):
             assert out.tokens == expected.tokens and out.result.audio_codes == expected.result.audio_codes
+
+
+# ---------------------------------------------------------------- the training layout
+LAYOUT_TEXT = {"v1": "cat sat", "v2": "hi cat", "v3": "sat hi", "v4": "a cat"}
+
+
+@pytest.fixture(scope="module")
+def layout_model_dir(tmp_path_factory):
+    """A model trained on build_sequences data with non-default prompts, chunks of 2 text pieces
+    and spans of 3 codes, its layout recorded by ttt_train --sequence_layout."""
+    from espnet2_ttt.bin import build_sequences, make_token_list
+
+    d = tmp_path_factory.mktemp("layout_model")
+    (d / "corpus.txt").write_text("write it down\nsay\n" + "\n".join(LAYOUT_TEXT.values()) + "\n")
+    make_token_list.main([
+        "--bpemodel", str(d / "spm" / "bpe.model"), "--spm_train_text", str(d / "corpus.txt"), "--nbpe", "40",
+        "--spm_model_type", "char", "--spm_character_coverage", "1.0", "--spm_byte_fallback", "false",
+        "--codebook_size", "16", "--output", str(d / "tokens.txt"),
+    ])
+    (d / "text").write_text("".join(f"{u} {t}\n" for u, t in LAYOUT_TEXT.items()))
+    (d / "codes").write_text("".join(f"{u} {' '.join(str((i * 5 + j) % 16) for j in range(7))}\n"
+                                     for i, u in enumerate(LAYOUT_TEXT)))
+    build_sequences.main([
+        "--bpemodel", str(d / "spm" / "bpe.model"), "--token_list", str(d / "tokens.txt"), "--codes", str(d / "codes"),
+        "--text", str(d / "text"), "--tasks", "asr,tts", "--asr_prompt", "write it down", "--tts_prompt", "say",
+        "--chunk_len", "2", "--span_len", "3", "--output", str(d / "seq"), "--shape_file", str(d / "seq_shape"),
+        "--layout_file", str(d / "layout.yaml"),
+    ])
+    ttt_train([
+        "--token_list", str(d / "tokens.txt"), "--bpemodel", str(d / "spm" / "bpe.model"),
+        "--sequence_layout", str(d / "layout.yaml"), "--output_dir", str(d / "exp"),
+        "--train_data_path_and_name_and_type", f"{d}/seq,seq,text", "--valid_data_path_and_name_and_type", f"{d}/seq,seq,text",
+        "--train_shape_file", f"{d}/seq_shape", "--valid_shape_file", f"{d}/seq_shape",
+        "--batch_type", "unsorted", "--batch_size", "4", "--max_epoch", "2", "--ngpu", "0",
+        "--backbone_conf", "{'d_model': 16, 'n_layer': 1, 'n_head': 2, 'max_len': 128}",
+        "--optim", "adam", "--keep_nbest_models", "1", "--seed", "0",
+        "--use_tensorboard", "false", "--use_matplotlib", "false", "--num_workers", "0",
+    ])
+    return d
+
+
+def test_decoding_prompts_are_the_training_prompts(layout_model_dir, tmp_path):
+    """Data built with --asr_prompt / --tts_prompt: the training config records them, and the CLI
+    decodes after exactly the prompt part (up to <|im_start|> <|assistant|>) of the training
+    sequence of the same utterance, in asr mode (audio input) and tts mode (raw text input)."""
+    d = layout_model_dir
+    config = yaml.safe_load((d / "exp" / "config.yaml").read_text())
+    assert config["sequence_layout"] == yaml.safe_load((d / "layout.yaml").read_text())
+    assert config["sequence_layout"]["asr_prompt"] == "write it down"
+    training = {k: v.split() for k, v in read_kaldi(d / "seq").items()}
+    for mode, data in (("asr", f"{d / 'codes'},speech_codes,text_int"), ("tts", f"{d / 'text'},text,text")):
+        ttt_inference([
+            "--train_config", str(d / "exp" / "config.yaml"), "--model_file", str(d / "exp" / "valid.loss.best.pth"),
+            "--data_path_and_name_and_type", data, "--output_dir", str(tmp_path / mode), "--mode", mode, *DECODE_ARGS,
+        ])
+        prompts = {k: v.split() for k, v in read_kaldi(tmp_path / mode / "prompt").items()}
+        assert list(prompts) == list(LAYOUT_TEXT)
+        for utt, prompt in prompts.items():
+            assert prompt == training[f"{mode}-{utt}"][: len(prompt)]
+            assert prompt[-2:] == ["<|im_start|>", "<|assistant|>"]
+    assert prompts["v1"][:10] == ["<|im_start|>", "<|system|>", "<|im_end|>", "<|im_start|>", "<|user|>", "s", "a", "y", "▁", "c"]
+
+
+def test_forced_answers_follow_the_training_layout(layout_model_dir):
+    """tts_force_text / asr_force_audio cut the answer with the recorded chunk_len 2 / span_len 3;
+    layout_* decode options replace them; a training config without a layout decodes with the defaults."""
+    d = layout_model_dir
+    model = (d / "exp" / "config.yaml", d / "exp" / "valid.loss.best.pth")
+    api = TtTInference(*model, **DECODE, tts_force_text=True, asr_force_audio=True)
+    assert api.layout == SequenceLayout(chunk_len=2, span_len=3, asr_prompt="write it down", tts_prompt="say")
+    tokens = api("tts", "cat sat", seed=0).tokens
+    assert tokens[:3] == ["c", "a", "<|begin_of_audio|>"] and tokens[6:10] == ["<|end_of_audio_new|>", "t", "▁", "<|begin_of_audio|>"]
+    assert api.forcing("asr", None, [1, 2, 3, 4]) == Forcing(spoken_codes=[1, 2, 3, 4], spoken_span_len=3)
+    replaced = TtTInference(*model, **DECODE, tts_force_text=True, layout_chunk_len=3, layout_span_len=5)
+    assert (replaced.layout.chunk_len, replaced.layout.span_len, replaced.layout.asr_prompt) == (3, 5, "write it down")
+    config = yaml.safe_load(model[0].read_text())
+    config["sequence_layout"]["text_only_asr"] = True
+    (d / "text_only.yaml").write_text(yaml.safe_dump(config))
+    assert TtTInference(d / "text_only.yaml", model[1], **DECODE, asr_force_audio=True).forcing("asr", None, [1]) is None
+    del config["sequence_layout"]
+    (d / "old.yaml").write_text(yaml.safe_dump(config))
+    assert TtTInference(d / "old.yaml", model[1], **DECODE).layout == SequenceLayout()
+    config["sequence_layout"] = {"asr_promt": "x"}
+    (d / "bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"bad.yaml: sequence_layout: unknown sequence layout keys \['asr_promt'\]"):
+        TtTInference(d / "bad.yaml", model[1])

@@ -1,19 +1,23 @@
 """Tests of the text tokenizer, the interleaved layouts and the make_token_list / build_sequences CLIs."""
+import argparse
 import io
 import json
 import logging
 
 import pytest
 import sentencepiece as spm
+import yaml
 
 from espnet2_ttt.bin import build_sequences, make_token_list
 from espnet2_ttt.sequence_builder import (
     ASR_PROMPT,
     TTS_PROMPT,
     SequenceBuilder,
+    SequenceLayout,
     chat,
     drop_untrainable,
     interleave,
+    sequence_layout_arg,
     user_audio,
     write_sequence_file,
 )
@@ -141,7 +145,8 @@ def test_interleave_errors():
 # ---------------------------------------------------------------------- task layouts
 @pytest.fixture
 def builder(char_tokenizer):
-    return SequenceBuilder(char_tokenizer, chunk_len=2, span_len=3, asr_prompt="hi", tts_prompt="say", qa_prompt="")
+    return SequenceBuilder(char_tokenizer, SequenceLayout(chunk_len=2, span_len=3, asr_prompt="hi", tts_prompt="say",
+                                                          qa_prompt=""))
 
 
 def test_asr_layout_respeaks_input(builder):
@@ -153,7 +158,7 @@ def test_asr_layout_respeaks_input(builder):
 
 
 def test_asr_text_only_and_empty_transcript(char_tokenizer, builder):
-    text_only = SequenceBuilder(char_tokenizer, asr_prompt="hi", text_only_asr=True)
+    text_only = SequenceBuilder(char_tokenizer, SequenceLayout(asr_prompt="hi", text_only_asr=True))
     assert text_only.asr([5, 6], "ab") == [S, SYS, "h", "i", E, S, USR, SOA, *a(5, 6), USER_EOA, E, S, AST, "a", "b", E]
     assert builder.asr([5], "")[-5:] == [AST, QUAD, *a(5), EOL, E]
 
@@ -258,6 +263,31 @@ def test_build_sequences_from_text_and_dialogues(data_dir):
     shapes = (data_dir / "out" / "shape").read_text().splitlines()
     assert shapes[0] == f"asr-u1 {len(out['asr-u1'].split())}"
     assert len(shapes) == 7
+
+
+def test_build_sequences_writes_the_layout_it_used(data_dir):
+    """--layout_file: every layout option, as given or defaulted, read back by ttt_train's
+    --sequence_layout; the defaults are the module constants."""
+    run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "asr", "--asr_prompt", "say hi",
+              "--span_len", "3", "--layout_file", str(data_dir / "layout.yaml"))
+    expected = {"chunk_len": 13, "span_len": 3, "text_only_asr": False, "asr_prompt": "say hi",
+                "tts_prompt": TTS_PROMPT, "qa_prompt": ""}
+    assert yaml.safe_load((data_dir / "layout.yaml").read_text()) == expected
+    assert sequence_layout_arg(str(data_dir / "layout.yaml")) == expected
+    assert sequence_layout_arg("{asr_prompt: hi}") == dict(SequenceLayout().to_dict(), asr_prompt="hi")
+    assert SequenceLayout.from_dict(None, "old config") == SequenceLayout(asr_prompt=ASR_PROMPT, span_len=26)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{asr_promt: hi}", r"unknown sequence layout keys \['asr_promt'\]"),
+    ("{span_len: '3'}", "sequence layout key 'span_len' must be int, got '3'"),
+    ("{text_only_asr: 1}", "sequence layout key 'text_only_asr' must be bool, got 1"),
+    ("{chunk_len: 0}", "chunk_len and span_len must be >= 1"),
+    ("missing/layout.yaml", "'missing/layout.yaml' is neither a file nor a yaml mapping"),
+])
+def test_bad_sequence_layouts_are_named(value, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        sequence_layout_arg(value)
 
 
 def test_build_sequences_max_len_skips(data_dir, caplog):

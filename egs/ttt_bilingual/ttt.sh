@@ -70,7 +70,8 @@ max_seq_len=1024
 chunk_len=13
 span_len=26
 seq_args=""             # extra build_sequences options, e.g. "--text_only_asr true" (ASR answers without
-                        # re-spoken audio; decode them with --inference_args "--asr_force_audio false")
+                        # re-spoken audio) or "--asr_prompt ...": stage 6 writes the layout to ${seqdir}/layout.yaml,
+                        # stage 8 records it in the model's config.yaml and decoding follows it
 
 # Stages 7, 8: training
 ttt_config=conf/train_ttt.yaml
@@ -155,8 +156,8 @@ fi
 [ -z "${decode_dir}" ] && decode_dir="${ttt_exp}/${inference_tag}"
 results_dir=$(dirname "${decode_dir}")
 # the decode options of stages 10 and 13 (packed as the model's decode.yaml): the inference
-# config, the stage-6 layout that forced decoding follows, then --inference_args
-decode_args="--layout_chunk_len ${chunk_len} --layout_span_len ${span_len} ${inference_args}"
+# config, then --inference_args (the prompts and layout come from the model's config.yaml)
+decode_args="${inference_args}"
 [ -z "${asr_exp}" ] && asr_exp="${expdir}/asr_independent"
 given_tokenizer=false
 [ -n "${speech_tokenizer_dir}" ] && given_tokenizer=true
@@ -240,7 +241,7 @@ if run_stage 6; then
         ${python} -m espnet2_ttt.bin.build_sequences --bpemodel "${bpemodel}" --token_list "${token_list}" \
             --codes "${dumpdir}/codes/${x}/codes" --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
             --tasks "${tasks}" --max_len "${max_seq_len}" --chunk_len "${chunk_len}" --span_len "${span_len}" \
-            --output "${seqdir}/${x}/seq" ${seq_args}
+            --output "${seqdir}/${x}/seq" --layout_file "${seqdir}/layout.yaml" ${seq_args}
     done
     for x in ${test_sets}; do
         ${python} -m espnet2_ttt.bin.prepare_eval --dialogues "${dumpdir}/raw/${x}/dialogues.jsonl" \
@@ -264,6 +265,7 @@ fi
 
 if run_stage 8; then
     stage_begin 8 "TtT training (ngpu=${ngpu}, num_nodes=${num_nodes}) -> ${ttt_exp}"
+    [ -f "${seqdir}/layout.yaml" ] || { log "Error: ${seqdir}/layout.yaml (the sequences' layout) is missing: run stage 6"; exit 1; }
     mkdir -p "${ttt_exp}"
     _opts=""
     [ "${use_deepspeed}" = true ] && _opts+=" --use_deepspeed true --deepspeed_config ${deepspeed_config}"
@@ -275,7 +277,7 @@ if run_stage 8; then
         --multiprocessing_distributed true -- \
         ${python} -m espnet2_ttt.bin.ttt_train --config "${ttt_config}" --use_preprocessor true \
         --token_list "${token_list}" --bpemodel "${bpemodel}" --max_seq_len "${max_seq_len}" \
-        --speech_tokenizer_dir "${speech_tokenizer_dir}" \
+        --speech_tokenizer_dir "${speech_tokenizer_dir}" --sequence_layout "${seqdir}/layout.yaml" \
         --train_data_path_and_name_and_type "${seqdir}/${train_set}/seq,seq,text" \
         --valid_data_path_and_name_and_type "${seqdir}/${valid_set}/seq,seq,text" \
         --train_shape_file "${ttt_stats_dir}/train/seq_shape" --valid_shape_file "${ttt_stats_dir}/valid/seq_shape" \
@@ -320,7 +322,7 @@ if run_stage 10; then
                 --output_dir "${_logdir}/output.JOB" ${decode_args} \
                 || { log "Error: decoding failed, see ${_logdir}/inference.*.log"; exit 1; }
             ${python} -m espnet2_ttt.bin.merge_outputs --inputs "${_logdir}"/output.* --output_dir "${_dir}" \
-                --files text token audio_codes wav.scp
+                --files prompt text token audio_codes wav.scp
         done
     done
     stage_done 10

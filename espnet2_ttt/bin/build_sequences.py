@@ -4,7 +4,7 @@
         --token_list data/token_list/tokens.txt --codes dump/codes/train/codes \\
         --text data/train/text --dialogues data/train/dialogues.jsonl \\
         --tasks asr,tts,qa --max_len 2048 \\
-        --output dump/ttt/train/text --shape_file dump/ttt/train/text_shape
+        --output dump/ttt/train/text --shape_file dump/ttt/train/text_shape --layout_file dump/ttt/layout.yaml
 
 Inputs:
   --text       ``utt_id transcript`` lines; each utterance gives one sequence per task among
@@ -18,8 +18,9 @@ Inputs:
                  qa   question_utt, answer_text, answer_utt (null: text-only answer)
                  text question_text, answer_text
                Other fields ("lang", "category", "answer_key") are not used here.
-Output: ``<id> tok tok ...`` sorted by id, and optionally ``<id> <num_tokens>``
-(--shape_file); both written atomically.  The id is ``<task>-<utt_id>`` for --text
+Output: ``<id> tok tok ...`` sorted by id, optionally ``<id> <num_tokens>`` (--shape_file) and
+the layout options used (--layout_file: :class:`~espnet2_ttt.sequence_builder.SequenceLayout` as
+yaml, for ``ttt_train --sequence_layout``: decoding follows it); all written atomically.  The id is ``<task>-<utt_id>`` for --text
 utterances and the record's "id" for dialogues (which egs/*/local/make_corpus.py already
 writes as ``<task>-<utt_id>``); an id produced twice is an error.
 
@@ -30,6 +31,7 @@ than --max_len, or with ``<unk>`` (text the tokenizer cannot represent), are ski
 logged count: the trainer would reject them.
 """
 import argparse
+import dataclasses
 import logging
 from functools import partial
 from pathlib import Path
@@ -45,6 +47,7 @@ from espnet2_ttt.sequence_builder import (
     TASKS,
     TTS_PROMPT,
     SequenceBuilder,
+    SequenceLayout,
     drop_untrainable,
     read_dialogues,
     write_sequence_file,
@@ -158,6 +161,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks", default="asr,tts,qa", help=f"comma-separated subset of {','.join(TASKS)}")
     parser.add_argument("--output", required=True, help="sequence file to write")
     parser.add_argument("--shape_file", type=str_or_none, default=None, help="also write utt_id num_tokens")
+    parser.add_argument("--layout_file", type=str_or_none, default=None,
+                        help="also write the layout options below (yaml), for ttt_train --sequence_layout")
     parser.add_argument("--max_len", type=int, default=None, help="skip longer sequences")
     parser.add_argument("--skip_missing", type=str2bool, default=False, help="skip utterances without codes")
     parser.add_argument("--chunk_len", type=int, default=CHUNK_LEN, help="text tokens per chunk")
@@ -181,15 +186,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
 
     vocab = TtTVocabulary.from_file(args.token_list) if args.token_list else None
     codes = CodeTable(Path(args.codes), vocab.codebook_size if vocab else None) if args.codes else _no_codes
-    builder = SequenceBuilder(
-        load_text_tokenizer(args.bpemodel),
-        chunk_len=args.chunk_len,
-        span_len=args.span_len,
-        text_only_asr=args.text_only_asr,
-        asr_prompt=args.asr_prompt,
-        tts_prompt=args.tts_prompt,
-        qa_prompt=args.qa_prompt,
-    )
+    layout = SequenceLayout(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SequenceLayout)})
+    builder = SequenceBuilder(load_text_tokenizer(args.bpemodel), layout)
     jobs: List[Tuple[str, Callable[[], List[str]]]] = []
     if args.text is not None:
         jobs += text_file_jobs(Path(args.text), tasks, builder, codes)
@@ -212,6 +210,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
     if missing:
         logging.warning(f"skipped {len(missing)} sequences whose utterances have no codes, e.g. {missing[:5]}")
     write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
+    if args.layout_file is not None:
+        layout.save(args.layout_file)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,17 @@ CLI inputs (``--data_path_and_name_and_type PATH,NAME,TYPE``, Kaldi-style ``utt_
 ``speech_codes`` (``utt_id c1 c2 ...``, type ``text_int`` or ``text``) for audio prompts and/or
 ``text`` (type ``text``: raw text for the model's SentencePiece model, or space-separated
 pieces with ``--text_is_pieces true``).  Outputs in ``--output_dir``, each written to a
-temporary file renamed only when the whole job succeeded: ``text`` (decoded text),
-``token`` (every generated token string), ``audio_codes`` (``utt_id c1 c2 ...``) and, with
+temporary file renamed only when the whole job succeeded: ``prompt`` (the prompt's token
+strings), ``text`` (decoded text), ``token`` (every generated token string), ``audio_codes``
+(``utt_id c1 c2 ...``) and, with
 a speech tokenizer and ``--write_wav true`` (the default), ``wav.scp`` + ``wav/<utt_id>.wav``
 (each wav is itself written atomically; the wavs of a failed job's finished utterances stay,
 unlisted).
 
 Every utterance decodes with its own generator seeded from ``(--seed, utt_id)``, so the
-output does not depend on how a key file is split into parallel jobs.
+output does not depend on how a key file is split into parallel jobs.  Prompts and forced answers
+follow the training sequences' layout, ``sequence_layout`` of the training config
+(:class:`~espnet2_ttt.sequence_builder.SequenceLayout`; a config without it: the defaults).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from espnet2_ttt.inference import DecodeConfig, DecodeEvent, DecodeResult, Forci
 from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
 from espnet2_ttt.models.cpu_layout import CPU_WEIGHT_LAYOUTS, relayout_linear_weights_for_cpu, resolve_cpu_weight_layout
-from espnet2_ttt.sequence_builder import CHUNK_LEN, SPAN_LEN, spoken_text_layout
+from espnet2_ttt.sequence_builder import SequenceLayout, spoken_text_layout
 from espnet2_ttt.speech.io import read_codes
 from espnet2_ttt.utils.table import atomic_path
 
@@ -46,27 +49,29 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
 
 
+TRAINING_LAYOUT = "default: the training config's sequence_layout"
+
+
 @dataclasses.dataclass
 class ForcingOptions:
     """Which known parts of the answer :class:`TtTInference` forces (decode options read here, not
-    by the decoder).  The training layout is chunks of ``layout_chunk_len`` text tokens and
-    non-final spans of ``layout_span_len`` codes (:func:`~espnet2_ttt.sequence_builder.interleave`).
+    by the decoder), in the training layout: chunks of ``chunk_len`` text tokens and non-final
+    spans of ``span_len`` codes (:func:`~espnet2_ttt.sequence_builder.interleave`).
 
     ``tts_force_text``: in tts mode the answer's text side is the input text in that layout
     (:func:`~espnet2_ttt.sequence_builder.spoken_text_layout`); only the audio is generated.
     ``asr_force_audio``: in asr mode the answer's spans are the input speech in that layout
     (:attr:`Forcing.spoken_codes`), which the ASR answer re-speaks in training; only the text is
-    generated, and no span is diffused.
+    generated, and no span is diffused.  Not for a layout with ``text_only_asr`` (its ASR answers
+    have no spans).
+    ``layout_chunk_len`` / ``layout_span_len``: replace the training layout's ``chunk_len`` /
+    ``span_len`` (for a training config that does not record them).
     """
 
     tts_force_text: bool = False
     asr_force_audio: bool = False
-    layout_chunk_len: int = CHUNK_LEN
-    layout_span_len: int = SPAN_LEN
-
-    def __post_init__(self):
-        if min(self.layout_chunk_len, self.layout_span_len) < 1:
-            raise ValueError("layout_chunk_len and layout_span_len must be >= 1")
+    layout_chunk_len: Optional[int] = dataclasses.field(default=None, metadata={"help": TRAINING_LAYOUT})
+    layout_span_len: Optional[int] = dataclasses.field(default=None, metadata={"help": TRAINING_LAYOUT})
 
 
 DECODE_OPTIONS = (DecodeConfig, ForcingOptions)  # the decode options of the CLI, decode.yaml and TtTInference
@@ -76,6 +81,7 @@ DECODE_OPTIONS = (DecodeConfig, ForcingOptions)  # the decode options of the CLI
 class TtTOutput:
     """One decoded turn.  ``wav``/``sample_rate`` only with a speech tokenizer and audio."""
 
+    prompt: List[str]  # the prompt's token strings
     text: str  # the text pieces of the answer, detokenized (space-joined without a tokenizer)
     tokens: List[str]  # every generated token string
     audio_codes: List[int]  # all span codes of the answer, in order
@@ -86,6 +92,9 @@ class TtTOutput:
 
 class TtTInference:
     """Decode TtT turns from a trained model (``config.yaml`` + ``.pth``).
+
+    Prompts and forced answers follow :attr:`layout`, the training config's ``sequence_layout``
+    (the defaults for a config without one; ``layout_*`` options replace its lengths).
 
     Args:
         train_config, model_file: the training directory's files.
@@ -127,8 +136,11 @@ class TtTInference:
             relayout_linear_weights_for_cpu(model.backbone)  # same values; CPU only (a no-op elsewhere)
         self.vocab = model.vocab
         forcing_names = {f.name for f in dataclasses.fields(ForcingOptions)}
-        self.forcing_options = ForcingOptions(**{k: v for k, v in decode_conf.items() if k in forcing_names})
+        self.forcing_options = opts = ForcingOptions(**{k: v for k, v in decode_conf.items() if k in forcing_names})
         decode_conf = {k: v for k, v in decode_conf.items() if k not in forcing_names}
+        layout = SequenceLayout.from_dict(getattr(train_args, "sequence_layout", None), f"{train_config}: sequence_layout")
+        overrides = {"chunk_len": opts.layout_chunk_len, "span_len": opts.layout_span_len}
+        self.layout = dataclasses.replace(layout, **{k: v for k, v in overrides.items() if v is not None})
         self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf),
                                   audio_objective=model.audio_objective)
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
@@ -191,7 +203,7 @@ class TtTInference:
         used as the whole user text (no system prompt).  The training config's ``chat_template``
         decides the template (official: the tokenizer's pieces of "\\n" after roles and turns)."""
         if isinstance(text, str) or (text is None and self.bpemodel is not None):
-            system, user = mode_text(mode, self.text_tokenizer, text)
+            system, user = mode_text(mode, self.text_tokenizer, text, self.layout)
         else:
             system, user = [], list(text or [])
         newline = self.text_tokenizer.encode("\n") if self.chat_template == "official" else []
@@ -208,7 +220,9 @@ class TtTInference:
         where: str = "prompt",
     ) -> Iterator[DecodeEvent]:
         """Decoding events of one turn (see :mod:`espnet2_ttt.inference.decoder`)."""
-        prompt = self.prompt(mode, text, speech_codes, where)
+        return self._stream(self.prompt(mode, text, speech_codes, where), mode, text, speech_codes, seed, where)
+
+    def _stream(self, prompt: List[int], mode, text, speech_codes, seed: int, where: str) -> Iterator[DecodeEvent]:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         return self.decoder.stream(prompt, generator, self.forcing(mode, text, speech_codes, where), where)
 
@@ -216,18 +230,18 @@ class TtTInference:
         self, mode: str, text: Union[str, Sequence[str], None], speech_codes: Optional[Sequence[int]] = None,
         where: str = "prompt",
     ) -> Optional[Forcing]:
-        """Known parts of the answer in the training layout (``layout_chunk_len`` / ``layout_span_len``):
-        with ``tts_force_text`` in tts mode its text side is ``text`` (raw, or pieces) and its
-        non-final spans have ``layout_span_len`` codes; with ``asr_force_audio`` in asr mode its
-        spans are ``speech_codes``; else None."""
-        cfg = self.forcing_options
-        if mode == "asr" and cfg.asr_force_audio:
-            return Forcing(spoken_codes=[int(c) for c in speech_codes], spoken_span_len=cfg.layout_span_len)
-        if mode != "tts" or not cfg.tts_force_text:
+        """Known parts of the answer in the training layout (:attr:`layout`): with
+        ``tts_force_text`` in tts mode its text side is ``text`` (raw, or pieces) and its
+        non-final spans have ``span_len`` codes; with ``asr_force_audio`` in asr mode (and ASR
+        answers that re-speak their input) its spans are ``speech_codes``; else None."""
+        opts, layout = self.forcing_options, self.layout
+        if mode == "asr" and opts.asr_force_audio and not layout.text_only_asr:
+            return Forcing(spoken_codes=[int(c) for c in speech_codes], spoken_span_len=layout.span_len)
+        if mode != "tts" or not opts.tts_force_text:
             return None
         pieces = self.text_tokenizer.encode(text) if isinstance(text, str) else list(text or [])
-        tokens, non_final_spans = spoken_text_layout(pieces, cfg.layout_chunk_len)
-        return Forcing(self.vocab.tokens_to_ids(tokens, where), [cfg.layout_span_len] * non_final_spans)
+        tokens, non_final_spans = spoken_text_layout(pieces, layout.chunk_len)
+        return Forcing(self.vocab.tokens_to_ids(tokens, where), [layout.span_len] * non_final_spans)
 
     def __call__(
         self,
@@ -238,19 +252,21 @@ class TtTInference:
         where: str = "prompt",
         synthesize: bool = True,
     ) -> TtTOutput:
-        for event in self.stream(mode, text, speech_codes, seed, where):
+        prompt = self.prompt(mode, text, speech_codes, where)
+        for event in self._stream(prompt, mode, text, speech_codes, seed, where):
             if isinstance(event, TurnEndEvent):
-                return self.output(event.result, synthesize)
+                return self.output(prompt, event.result, synthesize)
         raise AssertionError("decoding ended without a TurnEndEvent")
 
-    def output(self, result: DecodeResult, synthesize: bool = True) -> TtTOutput:
-        """Text, tokens, codes (and, with ``synthesize`` and a speech tokenizer, the waveform) of a decoded turn."""
+    def output(self, prompt: Sequence[int], result: DecodeResult, synthesize: bool = True) -> TtTOutput:
+        """Prompt tokens, text, tokens, codes (and, with ``synthesize`` and a speech tokenizer, the
+        waveform) of a turn decoded after ``prompt``."""
         vocab = self.vocab
         tokens = vocab.ids_to_tokens(result.token_ids)
         specials = {vocab.soa_id, vocab.soa_last_id, vocab.im_end_id}
         pieces = [t for i, t in zip(result.token_ids, tokens) if not vocab.audio_side_table[i] and i not in specials]
         text = self.text_tokenizer.decode(pieces) if self.bpemodel else " ".join(pieces)
-        out = TtTOutput(text, tokens, result.audio_codes, result)
+        out = TtTOutput(vocab.ids_to_tokens(prompt), text, tokens, result.audio_codes, result)
         if synthesize and result.audio_codes and self.speech_tokenizer is not None:
             out.wav, out.sample_rate = self.speech_tokenizer.decode(np.asarray(result.audio_codes, dtype=np.int64))
         return out
@@ -326,7 +342,7 @@ def inference(
             stack.callback(f.close)  # runs before the rename (LIFO)
             return f
 
-        files = {name: open_atomic(name) for name in ("text", "token", "audio_codes")}
+        files = {name: open_atomic(name) for name in ("prompt", "text", "token", "audio_codes")}
         wav_scp = open_atomic("wav.scp") if write_wav and ttt.speech_tokenizer is not None else None
         for utt, data in inputs.items():
             text = data.get("text")
@@ -338,6 +354,7 @@ def inference(
                 f"{utt}: {len(r.token_ids)} tokens, {len(r.spans)} spans, {len(o.audio_codes)} codes, "
                 f"stop={r.stop_reason}, {r.timings['total']:.2f}s (first audio {r.time_to_first_audio})"
             )
+            files["prompt"].write(f"{utt} {' '.join(o.prompt)}\n")
             files["text"].write(f"{utt} {o.text}\n")
             files["token"].write(f"{utt} {' '.join(o.tokens)}\n")
             files["audio_codes"].write(f"{utt} {' '.join(map(str, o.audio_codes))}\n")
@@ -395,7 +412,7 @@ def get_parser() -> config_argparse.ArgumentParser:
         for f in dataclasses.fields(options):
             kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
             group.add_argument(f"--{f.name}", type=kind, default=None, choices=choices.get(f.name),
-                               help=f"{options.__name__} default: {f.default}")
+                               help=f.metadata.get("help", f"{options.__name__} default: {f.default}"))
     return parser
 
 

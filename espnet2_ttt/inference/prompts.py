@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
-from espnet2_ttt.sequence_builder import ASR_PROMPT, QA_PROMPT, TTS_PROMPT, Tokenizer, chat, user_audio
+from espnet2_ttt.sequence_builder import SequenceLayout, Tokenizer, chat, user_audio
 from espnet2_ttt.vocabulary import IM_START, ROLES, TtTVocabulary
 
 MODES = ("text", "asr", "tts", "chat")
@@ -48,16 +48,18 @@ def build_prompt(
     return vocab.tokens_to_ids(tokens, where)
 
 
-def mode_text(mode: str, tokenizer: Tokenizer, text: Optional[str]) -> Tuple[List[str], List[str]]:
-    """(system pieces, user pieces) of a raw-text input, with the training prompts of each mode.
+def mode_text(mode: str, tokenizer: Tokenizer, text: Optional[str], layout: SequenceLayout) -> Tuple[List[str], List[str]]:
+    """(system pieces, user pieces) of a raw-text input, with the training prompts of each mode
+    (``layout``: the training sequences' options).
 
-    asr: system "Transcribe the speech."; tts: user "Read the following text aloud: <text>";
-    chat: the (empty) QA system prompt; text: the user text alone.
+    asr: system ``asr_prompt`` (default "Transcribe the speech."); tts: user ``tts_prompt`` +
+    text (default "Read the following text aloud: <text>"); chat: system ``qa_prompt`` (default
+    empty); text: the user text alone.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}, use one of {MODES}")
-    system = {"asr": ASR_PROMPT, "chat": QA_PROMPT}.get(mode, "")
-    if mode == "tts" and text and TTS_PROMPT:
-        text = f"{TTS_PROMPT} {text}"
+    system = {"asr": layout.asr_prompt, "chat": layout.qa_prompt}.get(mode, "")
+    if mode == "tts" and text:
+        text = layout.tts_request(text)
     encode = tokenizer.encode
     return (encode(system) if system else []), (encode(text) if text else [])

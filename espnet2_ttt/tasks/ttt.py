@@ -17,6 +17,7 @@ from espnet2_ttt.espnet_model import TtTModel
 from espnet2_ttt.models.hf_backbone import HFCausalLM
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
 from espnet2_ttt.preprocessor import TtTPreprocessor
+from espnet2_ttt.sequence_builder import sequence_layout_arg
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 CHAT_TEMPLATES = ("ttt", "official")
@@ -53,6 +54,10 @@ class TtTTask(AbsTask):
         group.add_argument("--chat_template", choices=CHAT_TEMPLATES, default="ttt",
                            help="Chat template the model was trained with, kept for inference: ttt (role tokens) "
                                 "or official (the official TtT/Qwen one: role word + newline, newline after <|im_end|>)")
+        group.add_argument("--sequence_layout", type=sequence_layout_arg, default=None,
+                           help="Layout options of the training sequences, kept for inference (prompts, chunk "
+                                "and span lengths): the yaml of build_sequences --layout_file, or an inline "
+                                "mapping; None: build_sequences' defaults")
         group.add_argument("--max_seq_len", type=int, default=2048,
                            help="Longest training sequence; longer ones are an error naming the utterance")
         group = parser.add_argument_group(description="Preprocess related")
