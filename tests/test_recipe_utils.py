@@ -205,10 +205,10 @@ def test_split_scp_errors(tmp_path):
     (tmp_path / "utt2spk").write_text("a-1 a\nb-1 b\na-2 a\n")
     result = run("split_scp.pl in.scp o1 o2 o3 o4", tmp_path)
     assert (result.returncode, result.stderr) == (
-        1, "split_scp.pl: cannot split 3 lines of in.scp into 4 parts\n")
+        1, "split_scp.pl: error: cannot split 3 lines of in.scp into 4 parts\n")
     assert not (tmp_path / "o1").exists()
     result = run("split_scp.pl --utt2spk=utt2spk in.scp o1 o2", tmp_path)
-    assert result.stderr == ("split_scp.pl: in.scp: lines of speaker 'a' are not contiguous "
+    assert result.stderr == ("split_scp.pl: error: in.scp: lines of speaker 'a' are not contiguous "
                              "(again at line 3); sort the file by speaker\n")
 
 
@@ -285,7 +285,7 @@ def test_fix_data_dir_fails_without_common_utterances(tmp_path):
     data = write_dir(tmp_path / "data", {"utt2spk": "a-1 a\n", "text": "b-1 hi\n"})
     result = run("fix_data_dir.sh data", tmp_path)
     assert result.returncode == 1
-    assert result.stderr == ("fix_data_dir.sh: no utterances remain in data (no id is in all "
+    assert result.stderr == ("fix_data_dir.sh: error: no utterances remain in data (no id is in all "
                              "of utt2spk, text)\n")
     assert read_dir(data) == {"text": "b-1 hi\n", "utt2spk": "a-1 a\n"}
 
@@ -325,7 +325,7 @@ def test_validate_data_dir_command_line(tmp_path):
     write_dir(tmp_path / "data", {**CLEAN, "text": "spkA-u1 \x01\nspkA-u2 x\nspkB-u3 y\n"})
     result = run("validate_data_dir.sh --no-feats data", tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("validate_data_dir.sh: data/text: utterance 'spkA-u1'")
+    assert result.stderr.startswith("validate_data_dir.sh: error: data/text: utterance 'spkA-u1'")
     result = run("validate_data_dir.sh --no-feats --non-print data", tmp_path)
     assert (result.returncode, result.stdout) == (
         0, "validate_data_dir.sh: Successfully validated data-directory data\n")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from espnet2_ttt.bin import score, show_results
+from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.scoring import ErrorCounts, align, matching_answer, tokenize
 from espnet2_ttt.utils.sclite import (
     builtin_report,
@@ -80,17 +81,16 @@ def test_score_error_rate_builtin_with_missing_hypothesis(tmp_path, caplog):
     assert (cer["Wrd"], cer["Corr"], cer["Sub"], cer["Del"]) == ("12", "50.0", "8.3", "41.7")
 
 
-def test_score_cli_needs_utt2spk_and_reports_bad_input(tmp_path, caplog):
+def test_score_cli_needs_utt2spk_and_reports_bad_input(tmp_path, capsys):
     ref = write(tmp_path / "text", "u1 a\nu1 b\n")
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(InputError, match="^--metric wer needs --utt2spk$"):
         score.main(["--metric", "wer", "--ref", ref, "--hyp", ref, "--output_dir",
                     str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as exit_info:
+        run(score.main, "score", ["--metric", "wer", "--ref", ref, "--hyp", ref, "--utt2spk", ref,
+                                  "--output_dir", str(tmp_path / "o")])
     assert exit_info.value.code == 1
-    assert "--metric wer needs --utt2spk" in caplog.text
-    with pytest.raises(SystemExit):
-        score.main(["--metric", "wer", "--ref", ref, "--hyp", ref, "--utt2spk", ref,
-                    "--output_dir", str(tmp_path / "o")])
-    assert f"{ref}: duplicate key 'u1' on line 2" in caplog.text
+    assert capsys.readouterr().err == f"score: error: {ref}:2: duplicate key 'u1' (first on line 1)\n"
     assert not (tmp_path / "o").exists()
 
 

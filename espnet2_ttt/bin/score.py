@@ -20,7 +20,6 @@ Correct, Accuracy) and ``details.txt`` (utt, 1/0, matched key or "-").
 import argparse
 import logging
 import os
-import sys
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from espnet2_ttt.utils.scoring import (
@@ -36,6 +35,7 @@ from espnet2_ttt.utils.sclite import (
     run_sclite,
     trn_line,
 )
+from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.table import TableError, c_order, read_table, write_lines
 
 ANSWER_ACCURACY = "answer_accuracy"
@@ -85,8 +85,8 @@ def score_error_rate(
 
     sclite = find_sclite() if scorer != "builtin" else None
     if scorer == "sclite" and sclite is None:
-        raise RuntimeError("--scorer sclite: neither 'sclite' nor 'sctk' is on PATH "
-                           "(apt-get install sctk)")
+        raise InputError("--scorer sclite: neither 'sclite' nor 'sctk' is on PATH "
+                         "(apt-get install sctk)")
     if sclite:
         report = run_sclite(sclite, output_dir, "ref.trn", "hyp.trn")
     else:
@@ -144,18 +144,14 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s (score:%(lineno)d) %(levelname)s: %(message)s")
     args = get_parser().parse_args(cmd)
-    try:
-        if args.metric == ANSWER_ACCURACY:
-            score_answer_accuracy(args.ref, args.hyp, args.output_dir)
-        else:
-            if not args.utt2spk:
-                raise TableError(f"--metric {args.metric} needs --utt2spk")
-            score_error_rate(args.ref, args.hyp, args.utt2spk, args.metric, args.output_dir,
-                             args.cleaner, args.hyp_cleaner, args.scorer)
-    except (TableError, RuntimeError) as e:
-        logging.error(str(e))
-        sys.exit(1)
+    if args.metric == ANSWER_ACCURACY:
+        score_answer_accuracy(args.ref, args.hyp, args.output_dir)
+    else:
+        if not args.utt2spk:
+            raise InputError(f"--metric {args.metric} needs --utt2spk")
+        score_error_rate(args.ref, args.hyp, args.utt2spk, args.metric, args.output_dir,
+                         args.cleaner, args.hyp_cleaner, args.scorer)
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "score")

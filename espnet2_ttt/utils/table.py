@@ -2,23 +2,46 @@
 
 A table file has one entry per line: ``<key> <value>``, where the key is the first
 run of non-blank characters and the value is the rest of the line after the blanks
-that follow the key. Files are decoded as UTF-8 with ``surrogateescape`` so that
-invalid bytes survive a read/write round trip unchanged and can still be reported.
+that follow the key.
+
+Two ways to read one.  The Kaldi data-dir tools (``utils/scp.py``, ``utils/data_dir.py``)
+use :func:`read_lines`: UTF-8 with ``surrogateescape``, so that invalid bytes survive a
+read/write round trip unchanged and can still be reported.  Every other input goes through
+:func:`read_utf8_lines` / :func:`read_entries` / :func:`read_table`, which refuse what is not
+text: invalid UTF-8, a NUL byte (UTF-16, a binary file) or a byte-order mark, each named
+``<file>:<line>``; :func:`read_entries` also refuses a key given twice.
+
+Outputs are written through :func:`atomic_path`: a temporary sibling
+``.<stem>.tmp<pid><suffix>`` renamed into place.  A failing job removes its temporary; one
+that was killed leaves it, and the next write of the same file removes it
+(:func:`remove_stale_temps`).
 """
 
 import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Tuple, Union
+from typing import Collection, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+
+from espnet2_ttt.utils.cli import InputError
 
 _KEY_SEPARATOR = re.compile(r"[ \t]+")
+_TEMP_NAME = re.compile(r"\.(?P<stem>.+)\.(?:tmp|old)(?P<pid>\d+)(?P<suffix>\.[^.]*)?")
 
 
-class TableError(Exception):
+class TableError(InputError):
     """A table file or data directory is malformed; the message names file and line."""
+
+
+class Entry(NamedTuple):
+    """One line of a table file."""
+
+    key: str
+    value: str  # may be empty
+    line: int  # 1-based line number
 
 
 def read_lines(path: str) -> List[str]:
@@ -32,9 +55,82 @@ def read_lines(path: str) -> List[str]:
         try:
             stream = open(path, encoding="utf-8", errors="surrogateescape", newline="\n")
         except OSError as e:
-            raise TableError(f"cannot read {path}: {e.strerror}") from e
+            raise TableError(f"{path}: cannot read: {e.strerror}") from e
     with stream:
         return [line[:-1] if line.endswith("\n") else line for line in stream]
+
+
+def decode_utf8(data: bytes, path: Union[str, Path]) -> str:
+    """``data`` (the bytes of ``path``) as text; invalid UTF-8, a NUL byte or a byte-order
+    mark is a TableError naming ``path:line``."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, column = _position(data, e.start)
+        raise TableError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at "
+                         f"column {column})") from None
+    if text.startswith("\ufeff"):
+        raise TableError(f"{path}:1: starts with a byte-order mark (save it as UTF-8 without BOM)")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line, column = _position(data, nul)
+        raise TableError(f"{path}:{line}: NUL byte at column {column} (UTF-16 or a binary file?)")
+    return text
+
+
+def _position(data: bytes, offset: int) -> Tuple[int, int]:
+    """1-based (line, byte column) of byte ``offset`` of ``data``."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def read_utf8_lines(path: Union[str, Path]) -> List[str]:
+    """The lines of text file ``path`` without their newline, refused as :func:`decode_utf8` says."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise TableError(f"{path}: cannot read: {e.strerror}") from None
+    lines = decode_utf8(data, path).split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def read_entries(path: Union[str, Path], need_value: bool = True) -> List[Entry]:
+    """The entries of table file ``path`` in file order (:func:`read_utf8_lines`).
+
+    Blank lines are skipped and blanks around a line are ignored.  A key given twice is a
+    TableError naming both lines; so is, with ``need_value``, a key without value.
+    """
+    entries: List[Entry] = []
+    first_line: Dict[str, int] = {}
+    for number, line in enumerate(read_utf8_lines(path), start=1):
+        key, value = split_key(line.strip())
+        if not key:
+            continue
+        if key in first_line:
+            raise TableError(f"{path}:{number}: duplicate key '{key}' (first on line "
+                             f"{first_line[key]})")
+        if need_value and not value:
+            raise TableError(f"{path}:{number}: key '{key}' has no value")
+        first_line[key] = number
+        entries.append(Entry(key, value, number))
+    return entries
+
+
+@contextlib.contextmanager
+def reading(path: Union[str, Path]) -> Iterator[None]:
+    """Errors of a parser reading ``path`` become InputErrors naming it.
+
+    For readers outside this module (yaml, token lists): a ``ValueError`` (invalid UTF-8
+    included: then the message names ``path:line``) becomes ``<path>: <message>``.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except ValueError as e:
+        if isinstance(e, UnicodeDecodeError):
+            decode_utf8(Path(path).read_bytes(), path)  # raises, naming the line
+        raise InputError(f"{path}: {e}") from None
 
 
 def json_lines(lines: Iterable[str], path: Union[str, Path]) -> Iterator[Tuple[str, object]]:
@@ -74,32 +170,65 @@ def sort_lines(lines: Iterable[str]) -> List[str]:
     return sorted(lines, key=lambda line: c_order(line_key(line)))
 
 
-def read_table(path: str) -> Dict[str, str]:
-    """Read a table file into an ordered ``{key: value}`` dict.
+def read_table(path: Union[str, Path]) -> Dict[str, str]:
+    """Read a table file into an ordered ``{key: value}`` dict (:func:`read_entries`; values may be empty)."""
+    return {entry.key: entry.value for entry in read_entries(path, need_value=False)}
 
-    Raises TableError on an empty line or a duplicate key.
+
+def temp_sibling(path: Path, tag: str = "tmp") -> Path:
+    """``.<stem>.<tag><pid><suffix>`` beside ``path``: this process's temporary for it (``tag``
+    "tmp", or "old" for a replaced directory on its way out)."""
+    return path.with_name(f".{path.stem}.{tag}{os.getpid()}{path.suffix}")
+
+
+def remove_stale_temps(directory: Union[str, Path], targets: Optional[Collection[str]] = None) -> int:
+    """Remove what killed jobs left in ``directory``: the temporaries (:func:`temp_sibling`) of
+    the files named ``targets`` (default: of any file) whose process is no longer running.
+
+    Returns how many were removed.  A job calls it for the outputs it owns before writing them.
     """
-    table: Dict[str, str] = {}
-    for number, line in enumerate(read_lines(path), start=1):
-        key, value = split_key(line)
-        if key == "":
-            raise TableError(f"{path}: line {number} has no key")
-        if key in table:
-            raise TableError(f"{path}: duplicate key '{key}' on line {number}")
-        table[key] = value
-    return table
+    removed = 0
+    with contextlib.suppress(FileNotFoundError), os.scandir(directory) as found:
+        for entry in found:
+            match = _TEMP_NAME.fullmatch(entry.name)
+            if match is None or _running(int(match["pid"])):
+                continue
+            if targets is not None and match["stem"] + (match["suffix"] or "") not in targets:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """True when process ``pid`` exists on this host (this process included)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @contextlib.contextmanager
-def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
+def atomic_path(path: Union[str, Path], sweep: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; it replaces ``path`` only if the block succeeds.
 
     The temporary name keeps the suffix of ``path`` (soundfile picks the format from it).
     On an exception the temporary file is removed, so no partial output is ever left.
+    With ``sweep``, stale temporaries of ``path`` are removed first (:func:`remove_stale_temps`,
+    one listing of the directory: a job writing many files into one directory sweeps it once
+    and passes ``sweep=False``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    if sweep:
+        remove_stale_temps(path.parent, {path.name})
+    tmp = temp_sibling(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -123,7 +252,7 @@ def write_lines(path: str, lines: Iterable[str]) -> None:
                     f.write(line + "\n")
             os.chmod(tmp, 0o644)
     except OSError as e:
-        raise TableError(f"cannot write {path}: {e.strerror}") from e
+        raise TableError(f"{path}: cannot write: {e.strerror}") from e
 
 
 def write_stdout(lines: Iterable[str]) -> None:
