@@ -2,7 +2,9 @@
 
 Everything runs on tiny synthetic audio (sines + noise) with tiny models, in-process.
 """
+import io
 import math
+import os
 
 import numpy as np
 import pytest
@@ -18,8 +20,11 @@ from espnet2_ttt.speech import (
     load_speech_tokenizer,
     speech_tokenizer_choices,
 )
-from espnet2_ttt.speech.io import load_audio, read_codes, read_wav_scp, resample
+from espnet2_ttt.speech.io import AudioError, load_audio, read_codes, read_wav_scp, resample
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.speech.mel_kmeans import dct_basis, kmeans
+
+from user_errors import dead_pid, error_line
 
 SR = 16000
 SMALL = dict(codebook_size=8, n_mels=20, n_cepstra=6, n_fft=512, win_length=400, griffin_lim_iters=2, decoder_conf=dict(dim=16, layers=1))
@@ -179,7 +184,7 @@ def test_save_load_gives_identical_codes_and_audio(trained, tmp_path):
 
 
 def test_load_refuses_incomplete_or_other_directory(trained, tmp_path):
-    with pytest.raises(FileNotFoundError, match="tokenizer.yaml"):
+    with pytest.raises(InputError, match="tokenizer.yaml: not found"):
         load_speech_tokenizer(tmp_path)
     PrecomputedTokenizer().save(tmp_path / "pre")
     with pytest.raises(ValueError, match="holds a 'precomputed' speech tokenizer"):
@@ -242,10 +247,10 @@ def test_bad_audio_files_raise_naming_the_file(tmp_path):
     text.write_text("not audio")
     zero = tmp_path / "zero.wav"
     soundfile.write(str(zero), np.zeros(0, np.float32), SR)
-    for path, why in [(empty, "cannot read"), (text, "cannot read"), (zero, "zero length"), (tmp_path / "missing.wav", "cannot read")]:
-        with pytest.raises(ValueError, match=why) as err:
+    for path, why in [(empty, "empty file"), (text, "unreadable"), (zero, "zero-length audio"), (tmp_path / "missing.wav", "missing file")]:
+        with pytest.raises(AudioError, match=f"^{path}: {why}") as err:
             load_audio(path)
-        assert str(path) in str(err.value)
+        assert err.value.reason == why
 
 
 def test_stereo_is_downmixed(tmp_path):
@@ -310,3 +315,141 @@ def test_clis_train_tokenize_detokenize(tmp_path):
     with pytest.raises(ValueError, match=f"utterance 'broken'.*{tmp_path}/a/broken.wav"):
         speech_tokenize.main(["--tokenizer_dir", str(tok_dir), "--wav_scp", str(bad), "--output", str(tmp_path / "bad_codes")])
     assert not any(p.name.startswith(("bad_codes", ".bad_codes")) for p in tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------- bad inputs
+@pytest.fixture(scope="module")
+def tok_dir(trained, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tok")
+    trained.save(directory)
+    return directory
+
+
+def write_scp(tmp_path, audio) -> str:
+    """wav.scp of utterance "good" (1 s) then "bad" (the file ``audio`` writes)."""
+    soundfile.write(str(tmp_path / "good.wav"), synth(1.0), SR)
+    audio(tmp_path / "bad.wav")
+    (tmp_path / "wav.scp").write_text(f"good {tmp_path}/good.wav\nbad {tmp_path}/bad.wav\n")
+    return str(tmp_path / "wav.scp")
+
+
+def truncated_wav(path):
+    soundfile.write(str(path), synth(1.0), SR, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:20000])  # header + 19956 of the 32000 data bytes
+
+
+def nan_wav(path):
+    wav = synth(1.0)
+    wav[[5, 50, 500]] = [np.nan, np.inf, -np.inf]
+    soundfile.write(str(path), wav, SR, subtype="FLOAT")
+
+
+@pytest.mark.parametrize("audio, problem", [
+    (truncated_wav, "truncated (its header declares 32000 bytes of samples, the file holds 19956)"),
+    (nan_wav, "non-finite samples (3 NaN or infinite samples)"),
+    (lambda path: soundfile.write(str(path), synth(1.0)[:1], SR), "too short (1 samples at 16000 Hz, under 0.08 s)"),
+])
+def test_speech_tokenize_refuses_bad_audio(tok_dir, tmp_path, capsys, audio, problem):
+    scp = write_scp(tmp_path, audio)
+    out = tmp_path / "out" / "codes"
+    line = error_line(capsys, speech_tokenize.main, "speech_tokenize",
+                      ["--tokenizer_dir", tok_dir, "--wav_scp", scp, "--output", out])
+    assert line == f"speech_tokenize: error: {tmp_path}/bad.wav: utterance 'bad': {problem}"
+    assert list((tmp_path / "out").iterdir()) == []  # no output, no temporary
+
+
+def test_truncated_data_shorter_than_declared_frames_is_refused(tmp_path):
+    """A FLAC cut short: its header still declares every frame, reading yields fewer or fails."""
+    soundfile.write(str(tmp_path / "a.flac"), synth(1.0), SR)
+    data = (tmp_path / "a.flac").read_bytes()
+    (tmp_path / "a.flac").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError) as err:
+        load_audio(tmp_path / "a.flac")
+    assert err.value.reason in ("truncated", "unreadable")
+
+
+def test_wav_scp_and_key_file_must_be_utf8_without_duplicates(tok_dir, tmp_path, capsys):
+    scp = write_scp(tmp_path, lambda path: soundfile.write(str(path), synth(1.0), SR))
+    argv = ["--tokenizer_dir", tok_dir, "--wav_scp", scp, "--output", tmp_path / "codes"]
+    (tmp_path / "wav.scp").write_bytes(b"good x.wav\nb\xffad y.wav\n")
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv) == \
+        f"speech_tokenize: error: {scp}:2: not valid UTF-8 (byte 0xff at column 2)"
+    (tmp_path / "wav.scp").write_text(f"good {tmp_path}/good.wav\nbad {tmp_path}/bad.wav\n")
+    (tmp_path / "keys").write_text("bad\ngood\nbad\n")
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv + ["--key_file", tmp_path / "keys"]) == \
+        f"speech_tokenize: error: {tmp_path}/keys:3: duplicate key 'bad' (first on line 1)"
+    assert not (tmp_path / "codes").exists()
+
+
+def test_truncated_or_foreign_tokenizer_state_names_the_file(trained, tmp_path, capsys):
+    trained.save(tmp_path / "tok")
+    codebook = tmp_path / "tok" / "codebook.pt"
+    whole = codebook.read_bytes()
+    codebook.write_bytes(whole[: len(whole) // 2])
+    scp = write_scp(tmp_path, lambda path: soundfile.write(str(path), synth(1.0), SR))
+    argv = ["--tokenizer_dir", tmp_path / "tok", "--wav_scp", scp, "--output", tmp_path / "codes"]
+    line = error_line(capsys, speech_tokenize.main, "speech_tokenize", argv)
+    assert line.startswith(f"speech_tokenize: error: {codebook}: cannot be loaded (cut short, corrupt, or not "
+                           "weights saved by torch.save): ")  # then torch's words, which vary with the cut
+
+    class Payload:  # a pickle that would run code: refused by the weights-only loader
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"centroids": Payload()}, codebook)
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv).startswith(
+        f"speech_tokenize: error: {codebook}: cannot be loaded")
+    state = torch.load(io.BytesIO(whole), weights_only=True)
+    state["centroids"][0, 0] = float("nan")
+    torch.save(state, codebook)
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv) == \
+        f"speech_tokenize: error: {codebook}: centroids holds NaN or infinite values"
+    (tmp_path / "tok" / "tokenizer.yaml").write_text("speech_tokenizer: [unclosed\n")
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv).startswith(
+        f"speech_tokenize: error: {tmp_path}/tok/tokenizer.yaml: while parsing a flow sequence")
+    assert not (tmp_path / "codes").exists()
+
+
+def test_decoder_state_that_does_not_fit_names_the_entry(trained, tmp_path):
+    trained.save(tmp_path)
+    state = torch.load(tmp_path / "decoder.pt", weights_only=True)
+    del state["out.bias"]
+    torch.save(state, tmp_path / "decoder.pt")
+    with pytest.raises(InputError) as err:
+        load_speech_tokenizer(tmp_path)
+    assert str(err.value) == (f"{tmp_path}/decoder.pt: does not fit the decoder tokenizer.yaml describes: out.bias "
+                              "is missing, extra or mis-shaped (1 such entries)")
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("u0 1 2 3\nu1 4 8 5\n", "2: utterance 'u1': code 8 is out of range [0, 8)"),
+    ("u0 1 2 3\nu1 4 x 5\n", "2: utterance 'u1': codes must be integers, got 'x'"),
+    ("u0 1 2 3\nu1 4 -1\n", "2: utterance 'u1': code -1 is out of range [0, 8)"),
+    ("u0 1 2 3\nu1\n", "2: key 'u1' has no value"),
+    ("u0 1 2 3\nu1 4 5", "2: the last line has no newline: the file is cut short"),
+    ("u0 1 2 3\nu0 4 5\n", "2: duplicate key 'u0' (first on line 1)"),
+])
+def test_speech_detokenize_refuses_bad_codes(tok_dir, tmp_path, capsys, content, problem):
+    (tmp_path / "codes").write_text(content)
+    out = tmp_path / "out"
+    line = error_line(capsys, speech_detokenize.main, "speech_detokenize",
+                      ["--tokenizer_dir", tok_dir, "--codes", tmp_path / "codes", "--output_dir", out])
+    assert line == f"speech_detokenize: error: {tmp_path}/codes:{problem}"
+    assert not out.exists()
+
+
+def test_reruns_remove_what_killed_runs_left(tok_dir, tmp_path):
+    scp = write_scp(tmp_path, lambda path: soundfile.write(str(path), synth(0.5), SR))
+    pid = dead_pid()
+    (tmp_path / f".codes.tmp{pid}").write_text("good 1 2\nbad 3")  # a run killed while writing
+    (tmp_path / f".codes.tmp{os.getpid()}.1").write_text("other job")  # another output: kept
+    speech_tokenize.main(["--tokenizer_dir", str(tok_dir), "--wav_scp", scp, "--output", str(tmp_path / "codes")])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [f".codes.tmp{os.getpid()}.1"]
+    assert [u for u, _ in read_codes(tmp_path / "codes")] == ["good", "bad"]
+
+    wavs = tmp_path / "detok" / "wavs"
+    wavs.mkdir(parents=True)
+    (wavs / f".good.tmp{pid}.wav").write_bytes(b"RIFF")
+    speech_detokenize.main(["--tokenizer_dir", str(tok_dir), "--codes", str(tmp_path / "codes"),
+                            "--output_dir", str(tmp_path / "detok")])
+    assert sorted(p.name for p in wavs.iterdir()) == ["bad.wav", "good.wav"]

@@ -4,13 +4,14 @@
         --codes dump/test/codes --output_dir exp/detok/test
 
 Wavs are 16-bit PCM at ``--sample_rate`` (default 16000; resampled if the decoder differs).
-Every file is written atomically; ``wav.scp`` (absolute paths, code-file order) comes last.
+The code file is checked first (``espnet2_ttt.speech.io``: integers in ``[0, K)``, no line cut
+short).  Every file is written atomically; ``wav.scp`` (absolute paths, code-file order) comes
+last; a rerun first removes the temporaries a killed run left in ``wavs/``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,7 +20,8 @@ import soundfile
 
 from espnet2_ttt.speech import load_speech_tokenizer
 from espnet2_ttt.speech.io import read_codes, resample
-from espnet2_ttt.utils.table import atomic_path, write_text_atomic
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import atomic_path, remove_stale_temps, write_text_atomic
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -36,16 +38,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     tokenizer = load_speech_tokenizer(args.tokenizer_dir)
     wav_dir = Path(args.output_dir).resolve() / "wavs"
+    entries = read_codes(args.codes, tokenizer.codebook_size)
+    bad_ids = [utt for utt, _ in entries if "/" in utt or utt.startswith(".")]
+    if bad_ids:
+        raise InputError(f"{args.codes}: utterance '{bad_ids[0]}': the id cannot be used as a file name")
+    remove_stale_temps(wav_dir)
     scp_lines = []
-    for utt, codes in read_codes(args.codes):
-        if "/" in utt or utt.startswith("."):
-            raise ValueError(f"{args.codes}: utterance id {utt!r} cannot be used as a file name")
+    for utt, codes in entries:
         try:
             wav, sr = tokenizer.decode(codes)
         except (ValueError, RuntimeError) as e:
-            raise ValueError(f"{args.codes}: utterance {utt!r}: {e}") from e
+            raise InputError(f"{args.codes}: utterance '{utt}': {e}") from e
         path = wav_dir / f"{utt}.wav"
-        with atomic_path(path) as tmp:
+        with atomic_path(path, sweep=False) as tmp:
             soundfile.write(str(tmp), np.clip(resample(wav, sr, args.sample_rate), -1.0, 1.0), args.sample_rate, subtype="PCM_16")
         scp_lines.append(f"{utt} {path}\n")
     write_text_atomic(Path(args.output_dir) / "wav.scp", "".join(scp_lines))
@@ -53,4 +58,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main, "speech_detokenize")

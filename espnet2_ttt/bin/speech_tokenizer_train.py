@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Optional, Sequence
 
 import yaml
@@ -21,6 +20,8 @@ from espnet2.utils.types import str2bool
 
 from espnet2_ttt.speech import AbsSpeechTokenizer, build_speech_tokenizer, load_speech_tokenizer
 from espnet2_ttt.speech.io import iter_training_audio, read_wav_scp
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import read_utf8_text, reading
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -41,23 +42,28 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = {}
     if args.config:
-        with open(args.config, encoding="utf-8") as f:
-            config = yaml.safe_load(f) or {}
+        with reading(args.config, (ValueError, yaml.YAMLError)):
+            config = yaml.safe_load(read_utf8_text(args.config)) or {}
+        if not isinstance(config, dict):
+            raise InputError(f"{args.config}: must be a mapping, got {config!r}")
     if args.train_tokenizer:
-        tokenizer = build_speech_tokenizer(config.get("speech_tokenizer", "mel_kmeans"), config.get("speech_tokenizer_conf"))
+        with reading(args.config or "--config", (ValueError, TypeError)):
+            tokenizer = build_speech_tokenizer(config.get("speech_tokenizer", "mel_kmeans"), config.get("speech_tokenizer_conf"))
     else:
         tokenizer = load_speech_tokenizer(args.output_dir)
     entries = read_wav_scp(args.wav_scp)
     max_seconds = None if args.max_frames is None else args.max_frames / tokenizer.frame_rate
 
     def utterances():
-        return iter_training_audio(entries, args.seed, args.max_utterances, max_seconds)
+        return iter_training_audio(entries, args.seed, args.max_utterances, max_seconds, min_seconds=1 / tokenizer.frame_rate)
 
     if args.train_tokenizer:
-        tokenizer.train_tokenizer(utterances(), seed=args.seed, **(config.get("train_tokenizer_conf") or {}))
+        with reading(args.wav_scp):  # too little audio for the codebook
+            tokenizer.train_tokenizer(utterances(), seed=args.seed, **(config.get("train_tokenizer_conf") or {}))
         save(tokenizer, args.output_dir)  # usable (centroid-lookup decoding) even if the next stage fails
     if args.train_detokenizer:
-        tokenizer.train_detokenizer(utterances(), seed=args.seed, **(config.get("train_detokenizer_conf") or {}))
+        with reading(args.wav_scp):
+            tokenizer.train_detokenizer(utterances(), seed=args.seed, **(config.get("train_detokenizer_conf") or {}))
         save(tokenizer, args.output_dir)
 
 
@@ -69,4 +75,4 @@ def save(tokenizer: AbsSpeechTokenizer, output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main, "speech_tokenizer_train")

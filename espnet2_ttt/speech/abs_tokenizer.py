@@ -15,7 +15,8 @@ import numpy as np
 import yaml
 
 from espnet2_ttt.speech.io import PathLike
-from espnet2_ttt.utils.table import write_text_atomic
+from espnet2_ttt.utils.cli import InputError
+from espnet2_ttt.utils.table import read_utf8_text, reading, write_text_atomic
 
 TOKENIZER_YAML = "tokenizer.yaml"
 
@@ -27,12 +28,15 @@ def read_tokenizer_yaml(directory: PathLike) -> Tuple[str, Dict[str, Any]]:
     """``(registered name, constructor kwargs)`` recorded in ``directory/tokenizer.yaml``."""
     path = Path(directory) / TOKENIZER_YAML
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {directory} is not a (complete) speech tokenizer directory")
-    with open(path, encoding="utf-8") as f:
-        info = yaml.safe_load(f) or {}
-    if "speech_tokenizer" not in info:
-        raise ValueError(f"{path} has no 'speech_tokenizer' entry")
-    return info["speech_tokenizer"], dict(info.get("speech_tokenizer_conf") or {})
+        raise InputError(f"{path}: not found: {directory} is not a (complete) speech tokenizer directory")
+    with reading(path, (ValueError, yaml.YAMLError)):
+        info = yaml.safe_load(read_utf8_text(path))
+    if not isinstance(info, dict) or not isinstance(info.get("speech_tokenizer"), str):
+        raise InputError(f"{path}: no 'speech_tokenizer' name")
+    conf = info.get("speech_tokenizer_conf") or {}
+    if not isinstance(conf, dict):
+        raise InputError(f"{path}: 'speech_tokenizer_conf' must be a mapping, got {conf!r}")
+    return info["speech_tokenizer"], conf
 
 
 class AbsSpeechTokenizer(ABC):
@@ -125,10 +129,13 @@ class AbsSpeechTokenizer(ABC):
 
     @classmethod
     def load(cls, directory: PathLike) -> "AbsSpeechTokenizer":
+        """The tokenizer saved in ``directory``; a directory that does not hold a whole one is an
+        InputError naming the file."""
         name, conf = read_tokenizer_yaml(directory)
         if name != cls.name:
-            raise ValueError(f"{directory} holds a {name!r} speech tokenizer, not {cls.name!r}")
-        tokenizer = cls(**conf)
+            raise InputError(f"{Path(directory) / TOKENIZER_YAML}: holds a {name!r} speech tokenizer, not {cls.name!r}")
+        with reading(Path(directory) / TOKENIZER_YAML, (ValueError, TypeError)):
+            tokenizer = cls(**conf)
         tokenizer._load_state(Path(directory))
         return tokenizer
 
@@ -136,4 +143,4 @@ class AbsSpeechTokenizer(ABC):
         """Write learned state into ``directory`` (atomically); nothing by default."""
 
     def _load_state(self, directory: Path) -> None:
-        """Read what ``_save_state`` wrote; nothing by default."""
+        """Read what ``_save_state`` wrote (a bad file is an InputError naming it); nothing by default."""

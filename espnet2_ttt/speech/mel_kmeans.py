@@ -31,7 +31,8 @@ from torch import nn
 
 from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance
 from espnet2_ttt.speech.io import resample
-from espnet2_ttt.utils.table import atomic_path
+from espnet2_ttt.utils.cli import InputError
+from espnet2_ttt.utils.table import atomic_path, reading
 
 STATE_FILE = "codebook.pt"
 DECODER_FILE = "decoder.pt"
@@ -373,12 +374,10 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
 
     def _load_state(self, directory: Path) -> None:
         path = directory / STATE_FILE
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensor_file(path)
         missing = [name for name in STATE_TENSORS if name not in state]
         if missing:
-            raise ValueError(f"{path}: no {missing} (written by an older mel_kmeans: retrain the tokenizer)")
-        for name in STATE_TENSORS:
-            setattr(self, name, state[name])
+            raise InputError(f"{path}: no {missing} (written by an older mel_kmeans: retrain the tokenizer)")
         n_mels = self._conf["n_mels"]
         expected = {
             "mel_mean": (n_mels,), "mel_std": (n_mels,), "feature_mean": (self.feature_dim,), "feature_std": (self.feature_dim,),
@@ -386,8 +385,37 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         }
         for name, shape in expected.items():
             if tuple(state[name].shape) != shape:
-                raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, tokenizer.yaml implies {shape}")
+                raise InputError(f"{path}: {name} has shape {tuple(state[name].shape)}, tokenizer.yaml implies {shape}")
+            if not state[name].is_floating_point():
+                raise InputError(f"{path}: {name} has dtype {state[name].dtype}, not a floating-point one")
+        for name in STATE_TENSORS:
+            setattr(self, name, state[name].float())
         if (directory / DECODER_FILE).exists():
             self.decoder = CodeToMel(self.code_mel, self.stack, n_mels, **self._conf["decoder_conf"])
-            self.decoder.load_state_dict(torch.load(directory / DECODER_FILE, map_location="cpu", weights_only=True))
+            path = directory / DECODER_FILE
+            state = load_tensor_file(path)
+            expected = self.decoder.state_dict()
+            wrong = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
+            if wrong:
+                raise InputError(f"{path}: does not fit the decoder tokenizer.yaml describes: {wrong[0]} is missing, "
+                                 f"extra or mis-shaped ({len(wrong)} such entries)")
+            self.decoder.load_state_dict(state)
             self.decoder.eval()
+
+
+def load_tensor_file(path: Path) -> Dict[str, torch.Tensor]:
+    """``{name: tensor}`` saved by ``torch.save`` at ``path``, loaded weights-only (no code runs).
+
+    A file cut short, corrupt, not a PyTorch file, or holding anything but finite tensors is an
+    InputError naming it.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: not found")
+    with reading(path, (Exception,), "cannot be loaded (cut short, corrupt, or not weights saved by torch.save)"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: not a dict of tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise InputError(f"{path}: {name} holds NaN or infinite values")
+    return state

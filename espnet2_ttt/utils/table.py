@@ -84,17 +84,31 @@ def _position(data: bytes, offset: int) -> Tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
-def read_utf8_lines(path: Union[str, Path]) -> List[str]:
-    """The lines of text file ``path`` without their newline, refused as :func:`decode_utf8` says."""
+def read_utf8_text(path: Union[str, Path]) -> str:
+    """The text of file ``path``, refused as :func:`decode_utf8` says."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise TableError(f"{path}: cannot read: {e.strerror}") from None
-    lines = decode_utf8(data, path).split("\n")
-    return lines[:-1] if lines[-1] == "" else lines
+    return decode_utf8(data, path)
 
 
-def read_entries(path: Union[str, Path], need_value: bool = True) -> List[Entry]:
+def read_utf8_lines(path: Union[str, Path], complete_lines: bool = False) -> List[str]:
+    """The lines of :func:`read_utf8_text` without their newline.
+
+    With ``complete_lines`` (files a program writes), a last line without its newline is a
+    TableError: the file was cut short.
+    """
+    lines = read_utf8_text(path).split("\n")
+    if lines[-1] == "":
+        return lines[:-1]
+    if complete_lines:
+        raise TableError(f"{path}:{len(lines)}: the last line has no newline: the file is cut short")
+    return lines
+
+
+def read_entries(path: Union[str, Path], need_value: bool = True,
+                 complete_lines: bool = False) -> List[Entry]:
     """The entries of table file ``path`` in file order (:func:`read_utf8_lines`).
 
     Blank lines are skipped and blanks around a line are ignored.  A key given twice is a
@@ -102,7 +116,7 @@ def read_entries(path: Union[str, Path], need_value: bool = True) -> List[Entry]
     """
     entries: List[Entry] = []
     first_line: Dict[str, int] = {}
-    for number, line in enumerate(read_utf8_lines(path), start=1):
+    for number, line in enumerate(read_utf8_lines(path, complete_lines), start=1):
         key, value = split_key(line.strip())
         if not key:
             continue
@@ -117,20 +131,23 @@ def read_entries(path: Union[str, Path], need_value: bool = True) -> List[Entry]
 
 
 @contextlib.contextmanager
-def reading(path: Union[str, Path]) -> Iterator[None]:
+def reading(path: Union[str, Path], errors: Tuple[type, ...] = (ValueError,),
+            problem: str = "") -> Iterator[None]:
     """Errors of a parser reading ``path`` become InputErrors naming it.
 
-    For readers outside this module (yaml, token lists): a ``ValueError`` (invalid UTF-8
-    included: then the message names ``path:line``) becomes ``<path>: <message>``.
+    For readers outside this module (yaml, token lists, torch files): an exception of type
+    ``errors`` becomes ``<path>: [<problem>: ]<its first line>``; invalid UTF-8 is named
+    ``path:line``.
     """
     try:
         yield
     except InputError:
         raise
-    except ValueError as e:
+    except errors as e:
         if isinstance(e, UnicodeDecodeError):
             decode_utf8(Path(path).read_bytes(), path)  # raises, naming the line
-        raise InputError(f"{path}: {e}") from None
+        message = str(e).strip().split("\n")[0] or type(e).__name__
+        raise InputError(f"{path}: {problem + ': ' if problem else ''}{message}") from e
 
 
 def json_lines(lines: Iterable[str], path: Union[str, Path]) -> Iterator[Tuple[str, object]]:
