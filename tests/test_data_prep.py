@@ -11,9 +11,11 @@ import pytest
 import soundfile
 
 from espnet2_ttt.bin.format_wav import main as format_wav_main
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.utils.data_dir import ValidationOptions, validate_data_dir
 
 from helpers import run_bounded
+from user_errors import dead_pid, error_line
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "ttt_bilingual"
 sys.path.insert(0, str(RECIPE / "local"))
@@ -260,22 +262,73 @@ def test_format_wav(data_dir, caplog):
     assert (out / "logs" / "format_wav.log").is_file()
 
 
-def test_format_wav_errors(data_dir):
+def format_error(capsys, data_dir: Path, out: Path, *extra: str) -> str:
+    """The error line of format_wav on ``data_dir`` (``run_format``'s options)."""
+    return error_line(capsys, format_wav_main, "format_wav", [
+        "--data_dir", data_dir, "--output_dir", out, "--fs", "16000", "--min_duration", "0.1",
+        "--max_duration", "2", *extra])
+
+
+def test_format_wav_errors(data_dir, capsys):
     out = data_dir.parent.parent / "dump" / "raw" / "train"
     good = read(data_dir / "wav.scp")
     lines = good.splitlines()
     lines[1] = "s1-b sox b.wav -t wav - |"
     (data_dir / "wav.scp").write_text("\n".join(lines) + "\n")
-    with pytest.raises(SystemExit, match=r"utterance 's1-b'.*not a plain file path"):
-        run_format(data_dir, out)
+    assert format_error(capsys, data_dir, out) == (
+        f"format_wav: error: {data_dir}/wav.scp:2: utterance 's1-b': wav.scp value 'sox b.wav -t wav - |' is "
+        "not a plain file path (Kaldi pipes / ark offsets are not supported; dump the audio to files first)")
     assert not out.parent.exists() or not list(out.parent.iterdir())
 
     (data_dir / "wav.scp").write_text(good)
-    with pytest.raises(SystemExit, match="all 8 utterances were dropped"):
-        run_format(data_dir, out, "--min_duration", "5", "--max_duration", "9")
+    assert format_error(capsys, data_dir, out, "--min_duration", "5", "--max_duration", "9") == \
+        f"format_wav: error: {data_dir}: all 8 utterances were dropped"
     assert not out.exists() and not list(out.parent.iterdir())
 
     out.mkdir()
     (out / "precious.txt").write_text("x")
-    with pytest.raises(SystemExit, match="not written by format_wav"):
+    with pytest.raises(InputError, match="not written by format_wav"):
         run_format(data_dir, out)
+
+
+@pytest.mark.parametrize("name", ["wav.scp", "text", "utt2spk", "dialogues.jsonl"])
+def test_format_wav_refuses_tables_that_are_not_utf8(data_dir, capsys, name):
+    out = data_dir.parent / "out"
+    lines = (data_dir / name).read_bytes().split(b"\n")
+    lines[2] = lines[2][:4] + b"\xe9" + lines[2][4:]  # a Latin-1 byte
+    (data_dir / name).write_bytes(b"\n".join(lines))
+    assert format_error(capsys, data_dir, out) == \
+        f"format_wav: error: {data_dir}/{name}:3: not valid UTF-8 (byte 0xe9 at column 5)"
+    assert not out.exists() and not list(out.parent.glob(".out*"))
+
+
+def test_format_wav_drops_truncated_and_non_finite_audio(data_dir, caplog):
+    audio = data_dir.parent.parent / "audio"
+    cut = write_audio(audio / "cut.wav", tone(0.5, 16000), 16000, subtype="PCM_16")  # would be kept in place
+    cut.write_bytes(cut.read_bytes()[:-1000])
+    nan = tone(0.5, 16000)
+    nan[100] = np.nan
+    write_audio(audio / "nan.wav", nan, 16000, subtype="FLOAT")
+    write_audio(audio / "inf.wav", np.full(8000, np.inf, np.float32), 16000, subtype="FLOAT")
+    added = {"s3-x": "cut.wav", "s3-y": "nan.wav", "s3-z": "inf.wav"}
+    for name, text in [("wav.scp", [f"{u} {audio / f}" for u, f in added.items()]),
+                       ("text", [f"{u} words" for u in added]), ("utt2spk", [f"{u} s3" for u in added]),
+                       ("utt2lang", [f"{u} en" for u in added]), ("spk2utt", [f"s3 {' '.join(added)}"])]:
+        with open(data_dir / name, "a") as f:
+            f.write("".join(line + "\n" for line in text))
+    out = data_dir.parent / "out"
+    with caplog.at_level(logging.INFO):
+        run_format(data_dir, out)
+    assert "dropped 1 utterances (truncated): s3-x" in caplog.text
+    assert "dropped 2 utterances (non-finite samples): s3-y s3-z" in caplog.text
+    assert [line.split()[0] for line in read(out / "wav.scp").splitlines()] == ["s1-a", "s1-b", "s2-h"]
+
+
+def test_format_wav_removes_what_a_killed_run_left(data_dir):
+    out = data_dir.parent / "out"
+    pid = dead_pid()
+    for left in (f".out.tmp{pid}", f".out.old{pid}"):  # killed while converting / while publishing
+        (data_dir.parent / left / "wav").mkdir(parents=True)
+    (data_dir.parent / f".other.tmp{pid}").mkdir()  # another output's: not this run's to remove
+    run_format(data_dir, out)
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == [f".other.tmp{pid}", "out", "train"]

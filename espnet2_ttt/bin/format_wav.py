@@ -12,17 +12,20 @@ For each utterance of ``wav.scp`` (plain file paths; Kaldi ``cmd |`` pipes are a
   ``torchaudio.functional.resample``, clipped to [-1, 1] and written to
   ``<output_dir>/wav/<utt>.wav`` (16-bit PCM).
 
-Dropped, with a logged count and the first ids per reason (never silently): unreadable
-or empty files, zero-length audio, source durations (frames / source rate) outside
-[min_duration, max_duration], empty transcripts.
+Dropped, with a logged count and the first ids per reason (never silently): missing,
+unreadable or empty files, zero-length audio, truncated files (a WAV data chunk longer than
+the file) and NaN / inf samples (``espnet2_ttt.speech.io``), source durations (frames /
+source rate) outside [min_duration, max_duration], empty transcripts.  Input tables that are
+not UTF-8 are an error naming file and line.
 
 Output dir: ``wav.scp`` (absolute paths), ``utt2dur`` (seconds), ``utt2num_samples``,
 ``text``, ``utt2spk``, ``utt2lang`` (those the input has) filtered to the kept utterances,
 ``spk2utt`` regenerated, and ``dialogues.jsonl`` without the entries whose question_utt or
-answer_utt was dropped. It is written into a temporary sibling dir and renamed into place
-(a ``logs/`` dir already in ``output_dir``, such as run.pl's, is kept), so a failed run
-leaves no partial output. The stamp ``.format_wav.json`` holds the options and a hash of
-the input files: a rerun with the same ones does nothing.
+answer_utt was dropped. It is written into a temporary sibling dir ``.<name>.tmp<pid>`` and
+renamed into place (a ``logs/`` dir already in ``output_dir``, such as run.pl's, is kept), so
+a failed run leaves no partial output; the temporaries of a killed run are removed by the
+next one. The stamp ``.format_wav.json`` holds the options and a hash of the input files: a
+rerun with the same ones does nothing.
 """
 from __future__ import annotations
 
@@ -33,8 +36,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
@@ -49,10 +50,9 @@ from espnet2_ttt.utils.data_dir import (
     save_data_dir,
     validate_files,
 )
-from espnet2_ttt.utils.table import TableError, line_key, split_key
-
-# espnet2_ttt.speech.io is imported where it is used: it loads torch (seconds), which an
-# up-to-date (skipped) run does not need.
+from espnet2_ttt.speech.io import AudioError, audio_info, load_audio, read_wav_scp, resample
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import check_utf8, line_key, remove_stale_temps, split_key, temp_sibling
 
 STAMP = ".format_wav.json"
 DIALOGUES = "dialogues.jsonl"
@@ -87,25 +87,17 @@ def format_utterance(job: Job) -> Result:
         return Result(job.utt, None, 0, reason)
 
     try:
-        info = soundfile.info(job.source)
-    except (RuntimeError, OSError):
-        empty = os.path.isfile(job.source) and os.path.getsize(job.source) == 0
-        return drop("empty file" if empty else "unreadable")
-    if info.frames <= 0:
-        return drop("zero-length audio")
-    duration = info.frames / info.samplerate
-    if duration < job.min_duration:
-        return drop(f"shorter than {job.min_duration} s")
-    if duration > job.max_duration:
-        return drop(f"longer than {job.max_duration} s")
-    if (info.format, info.subtype, info.channels, info.samplerate) == ("WAV", "PCM_16", 1, job.fs):
-        return Result(job.utt, os.path.abspath(job.source), info.frames, None)
-    from espnet2_ttt.speech.io import load_audio, resample  # deferred: loads torch
-
-    try:
+        info = audio_info(job.source)
+        duration = info.frames / info.samplerate
+        if duration < job.min_duration:
+            return drop(f"shorter than {job.min_duration} s")
+        if duration > job.max_duration:
+            return drop(f"longer than {job.max_duration} s")
+        if (info.format, info.subtype, info.channels, info.samplerate) == ("WAV", "PCM_16", 1, job.fs):
+            return Result(job.utt, os.path.abspath(job.source), info.frames, None)
         wav, sr = load_audio(job.source)
-    except ValueError:
-        return drop("unreadable")
+    except AudioError as e:
+        return drop(e.reason)
     wav = np.clip(resample(wav, sr, job.fs), -1.0, 1.0)
     soundfile.write(os.path.join(job.tmp_dir, f"{job.utt}.wav"), wav, job.fs, subtype="PCM_16")
     return Result(job.utt, os.path.join(job.final_dir, f"{job.utt}.wav"), len(wav), None)
@@ -119,7 +111,7 @@ def _filter_dialogues(lines: Sequence[str], kept: set, path: str) -> List[str]:
             record = json.loads(line)
             utts = [record["question_utt"], record["answer_utt"]]
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{number}: not a dialogue record with question_utt and "
+            raise InputError(f"{path}:{number}: not a dialogue record with question_utt and "
                              f"answer_utt: {e}") from e
         if all(utt is None or utt in kept for utt in utts):
             out.append(line)
@@ -166,7 +158,7 @@ def _prepare_output(output_dir: Path, stamp: dict) -> bool:
         return json.loads(stamp_file.read_text(encoding="utf-8")) != stamp
     foreign = sorted(p.name for p in output_dir.iterdir() if p.name not in KEPT_SUBDIRS)
     if foreign:
-        raise ValueError(f"{output_dir} exists and holds {foreign[:3]} but no {STAMP}: "
+        raise InputError(f"{output_dir} exists and holds {foreign[:3]} but no {STAMP}: "
                          f"not written by format_wav; remove it or choose another --output_dir")
     return True
 
@@ -179,8 +171,8 @@ def _publish(tmp: Path, final: Path) -> None:
     for name in KEPT_SUBDIRS:
         if (final / name).exists():
             (final / name).rename(tmp / name)
-    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-    final.rename(old / final.name)
+    old = temp_sibling(final, "old")
+    final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old)
 
@@ -189,34 +181,34 @@ def format_wav(data_dir: str, output_dir: str, fs: int = 16000, min_duration: fl
                max_duration: float = 20.0, nj: int = 1) -> None:
     """Write the formatted copy of ``data_dir`` into ``output_dir`` (see the module docstring)."""
     if fs <= 0 or not 0 <= min_duration < max_duration or nj < 1:
-        raise ValueError(f"need fs > 0, 0 <= min_duration < max_duration and nj >= 1; got fs={fs} "
+        raise InputError(f"need fs > 0, 0 <= min_duration < max_duration and nj >= 1; got fs={fs} "
                          f"min_duration={min_duration} max_duration={max_duration} nj={nj}")
     final = Path(output_dir).resolve()
     if final == Path(data_dir).resolve():
-        raise ValueError(f"--output_dir must differ from --data_dir ({data_dir})")
+        raise InputError(f"--output_dir must differ from --data_dir ({data_dir})")
     files = load_data_dir(data_dir, (DIALOGUES,))
+    for name, lines in files.items():
+        check_utf8(lines, f"{data_dir}/{name}")
     if "wav.scp" not in files or "segments" in files:
-        raise ValueError(f"{data_dir}: needs a wav.scp and no segments file (segmented "
+        raise InputError(f"{data_dir}: needs a wav.scp and no segments file (segmented "
                          f"recordings are not supported)")
     validate_files(files, data_dir, ValidationOptions(no_feats=True, no_text=True))
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8", "surrogateescape"))
     stamp = {"data_dir": str(Path(data_dir).resolve()), "fs": fs, "min_duration": min_duration,
              "max_duration": max_duration, "input_sha256": digest.hexdigest()}
+    remove_stale_temps(final.parent, {final.name})
     if not _prepare_output(final, stamp):
         log.info(f"{output_dir} is up to date ({STAMP} matches); skipping")
         return
-    from espnet2_ttt.speech.io import read_wav_scp  # deferred: loads torch
-
     entries = read_wav_scp(os.path.join(data_dir, "wav.scp"))
     bad_ids = [utt for utt, _ in entries if "/" in utt]
     if bad_ids:
-        raise ValueError(f"{data_dir}/wav.scp: utterance ids with '/' cannot name files: {bad_ids[:3]}")
+        raise InputError(f"{data_dir}/wav.scp: utterance ids with '/' cannot name files: {bad_ids[:3]}")
     empty_text = {utt for utt, value in map(split_key, files.get("text", [])) if not value.strip()}
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp = temp_sibling(final)
+    tmp.mkdir(parents=True)
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private
         (tmp / "wav").mkdir()
         jobs = [Job(utt, src, str(tmp / "wav"), str(final / "wav"), fs, min_duration, max_duration)
                 for utt, src in entries if utt not in empty_text]
@@ -224,7 +216,7 @@ def format_wav(data_dir: str, output_dir: str, fs: int = 16000, min_duration: fl
         _log_drops(results, data_dir)
         kept = [r for r in results if not r.dropped]  # in wav.scp (sorted) order
         if not kept:
-            raise ValueError(f"{data_dir}: all {len(entries)} utterances were dropped")
+            raise InputError(f"{data_dir}: all {len(entries)} utterances were dropped")
         out = _output_files(files, kept, fs)
         validate_files(out, output_dir, ValidationOptions(no_feats=True, no_text=True))
         if DIALOGUES in files:
@@ -256,11 +248,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (format_wav) %(levelname)s: %(message)s")
-    try:
-        format_wav(args.data_dir, args.output_dir, args.fs, args.min_duration, args.max_duration, args.nj)
-    except (TableError, ValueError) as e:
-        sys.exit(f"format_wav: error: {e}")
+    format_wav(args.data_dir, args.output_dir, args.fs, args.min_duration, args.max_duration, args.nj)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run(main, "format_wav")

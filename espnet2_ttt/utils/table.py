@@ -24,7 +24,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Collection, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Collection, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from espnet2_ttt.utils.cli import InputError
 
@@ -79,9 +79,14 @@ def decode_utf8(data: bytes, path: Union[str, Path]) -> str:
 
 
 def _position(data: bytes, offset: int) -> Tuple[int, int]:
-    """1-based (line, byte column) of byte ``offset`` of ``data``."""
+    """1-based (line, character column) of byte ``offset`` of ``data``, valid UTF-8 before it."""
     line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+    return data.count(b"\n", 0, offset) + 1, len(data[line_start:offset].decode("utf-8")) + 1
+
+
+def check_utf8(lines: Sequence[str], path: Union[str, Path]) -> None:
+    """Refuse lines read by :func:`read_lines` as :func:`decode_utf8` refuses a file."""
+    decode_utf8("\n".join(lines).encode("utf-8", "surrogateescape"), path)
 
 
 def read_utf8_text(path: Union[str, Path]) -> str:
