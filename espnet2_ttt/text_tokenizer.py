@@ -27,23 +27,28 @@ from typing import List, Sequence, Union
 
 import sentencepiece as spm
 
-from espnet2_ttt.utils.table import atomic_path, write_text_atomic
+from espnet2_ttt.utils.cli import InputError
+from espnet2_ttt.utils.table import atomic_path, read_utf8_text, reading, write_text_atomic
 from espnet2_ttt.vocabulary import PAD, UNK
 
 _SPECIAL_LIKE_RE = re.compile(r"^<\|.*\|>$")
 
 
 def _load_checked(model_proto: bytes, where: str) -> spm.SentencePieceProcessor:
-    """Load a serialized model and enforce the piece invariants of the module docstring."""
-    sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    """Load a serialized model and enforce the piece invariants of the module docstring;
+    anything else is an InputError naming ``where``."""
+    try:
+        sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    except RuntimeError:  # its message is the parser's source line
+        raise InputError(f"{where}: not a SentencePiece model (it does not parse)") from None
     for i in range(sp.get_piece_size()):
         piece = sp.id_to_piece(i)
         if sp.is_unknown(i):
             continue
         if piece == PAD or _SPECIAL_LIKE_RE.match(piece):
-            raise ValueError(f"{where}: piece #{i} {piece!r} collides with the TtT special tokens")
+            raise InputError(f"{where}: piece #{i} {piece!r} collides with the TtT special tokens")
         if not piece or any(c.isspace() for c in piece):
-            raise ValueError(f"{where}: piece #{i} {piece!r} is empty or contains white space")
+            raise InputError(f"{where}: piece #{i} {piece!r} is empty or contains white space")
     return sp
 
 
@@ -73,10 +78,13 @@ class TextTokenizer:
         0 uses all.  ``byte_fallback`` spells characters outside the model as UTF-8 byte pieces
         ``<0xNN>`` instead of ``<unk>`` (it needs ``vocab_size`` > 256 + the required characters;
         the ``char`` model type does not support it).  Both files are written atomically.
+        A missing text file, one that is not UTF-8 (named ``file:line``) or too little text is
+        an InputError.
         """
         text_file = Path(text_file)
         if not text_file.is_file():
-            raise FileNotFoundError(f"SentencePiece training text {text_file} does not exist")
+            raise InputError(f"{text_file}: SentencePiece training text does not exist")
+        read_utf8_text(text_file)  # SentencePiece would take invalid bytes silently
         model = io.BytesIO()
         spm.set_random_generator_seed(seed)
         try:
@@ -99,7 +107,7 @@ class TextTokenizer:
                 minloglevel=2,
             )
         except RuntimeError as e:  # sentencepiece reports bad options / too small data this way
-            raise ValueError(f"SentencePiece training on {text_file} failed: {e}") from None
+            raise InputError(f"{text_file}: SentencePiece training failed: {e}") from None
         sp = _load_checked(model.getvalue(), f"model trained on {text_file}")
         vocab = "".join(f"{sp.id_to_piece(i)}\t{sp.get_score(i)}\n" for i in range(sp.get_piece_size()))
         with atomic_path(f"{model_prefix}.model") as tmp:
@@ -128,9 +136,13 @@ class TextTokenizer:
 def load_text_tokenizer(path: Union[str, Path]):
     """The text tokenizer named by a ``bpemodel`` option: a SentencePiece ``.model`` file gives a
     :class:`TextTokenizer`; anything else (a Hugging Face tokenizer directory or hub name, the
-    pretrained backbone's own tokenizer) gives a :class:`espnet2_ttt.pretrained_vocab.HFTextTokenizer`."""
+    pretrained backbone's own tokenizer) gives a :class:`espnet2_ttt.pretrained_vocab.HFTextTokenizer`.
+    A file that is not a model, or a name that is neither, is an InputError naming it."""
     if Path(path).is_file():
         return TextTokenizer(path)
+    if str(path).endswith(".model"):
+        raise InputError(f"{path}: SentencePiece model not found")
     from espnet2_ttt.pretrained_vocab import HFTextTokenizer
 
-    return HFTextTokenizer(str(path))
+    with reading(path, (OSError, ValueError), "not a SentencePiece model or Hugging Face tokenizer"):
+        return HFTextTokenizer(str(path))

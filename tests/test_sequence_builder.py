@@ -22,7 +22,10 @@ from espnet2_ttt.sequence_builder import (
     write_sequence_file,
 )
 from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.vocabulary import TtTVocabulary
+
+from user_errors import error_line
 
 SOA, EOA = "<|begin_of_audio|>", "<|end_of_audio_new|>"
 QUAD, EOL = "<|begin_of_quad|>", "<|end_of_audio_span_last|>"
@@ -84,14 +87,30 @@ def test_tokenizer_rejects_piece_colliding_with_specials(tmp_path):
 
 def test_training_errors_name_the_input(tmp_path):
     (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    with pytest.raises(ValueError, match=r"SentencePiece training on .*corpus.txt failed: .*Vocabulary size"):
+    with pytest.raises(InputError, match=r"corpus.txt: SentencePiece training failed: .*Vocabulary size"):
         TextTokenizer.train(tmp_path / "corpus.txt", tmp_path / "m", vocab_size=5)
-    with pytest.raises(FileNotFoundError, match="missing.txt does not exist"):
+    with pytest.raises(InputError, match="missing.txt: SentencePiece training text does not exist"):
         TextTokenizer.train(tmp_path / "missing.txt", tmp_path / "m", vocab_size=50)
-    with pytest.raises(ValueError, match="--bpemodel must end with .model"):
+    with pytest.raises(InputError, match="--bpemodel must end with .model"):
         make_token_list.main(["--bpemodel", str(tmp_path / "bpe"), "--spm_train_text", str(tmp_path / "corpus.txt"),
                               "--codebook_size", "4", "--output", str(tmp_path / "tokens.txt")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]
+
+
+def test_make_token_list_refuses_a_garbage_model_and_text_that_is_not_utf8(tmp_path, capsys):
+    garbage = tmp_path / "bpe.model"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    argv = ["--bpemodel", garbage, "--codebook_size", "4", "--output", tmp_path / "tokens.txt"]
+    assert error_line(capsys, make_token_list.main, "make_token_list", argv) == \
+        f"make_token_list: error: {garbage}: not a SentencePiece model (it does not parse)"
+    assert error_line(capsys, make_token_list.main, "make_token_list", argv[:1] + [tmp_path / "no.model"] + argv[2:]) == \
+        f"make_token_list: error: {tmp_path}/no.model: SentencePiece model not found"
+    (tmp_path / "corpus.txt").write_bytes(CORPUS.encode("utf-8") + "caf\u00e9 au lait\n".encode("latin-1"))
+    line = error_line(capsys, make_token_list.main, "make_token_list",
+                      argv + ["--spm_train_text", tmp_path / "corpus.txt", "--nbpe", "50"])
+    assert line == (f"make_token_list: error: {tmp_path}/corpus.txt:{CORPUS.count(chr(10)) + 1}: not valid UTF-8 "
+                    "(byte 0xe9 at column 4)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bpe.model", "corpus.txt"]  # the garbage was not replaced
 
 
 # ---------------------------------------------------------------------- interleaving rules

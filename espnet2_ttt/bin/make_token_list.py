@@ -10,6 +10,9 @@
     # pretrained LLM backbone: its own tokenizer gives the text pieces (a directory or hub name)
     python -m espnet2_ttt.bin.make_token_list --bpemodel /models/Qwen2.5-1.5B \
         --codebook_size 16384 --output data/token_list/tokens.txt
+
+A --bpemodel that is not a model, training text that is not UTF-8 (named ``file:line``) or too
+small for --nbpe is an error naming the file; the outputs are written atomically.
 """
 import argparse
 import logging
@@ -18,6 +21,7 @@ from typing import List, Optional
 from espnet2.utils.types import str2bool
 
 from espnet2_ttt.text_tokenizer import TextTokenizer, load_text_tokenizer
+from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
@@ -46,7 +50,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     if args.spm_train_text is not None:
         if not args.bpemodel.endswith(".model"):
-            raise ValueError(f"--bpemodel must end with .model when training, got {args.bpemodel}")
+            raise InputError(f"--bpemodel must end with .model when training, got {args.bpemodel}")
         tokenizer = TextTokenizer.train(
             args.spm_train_text,
             args.bpemodel[: -len(".model")],
@@ -61,10 +65,12 @@ def main(cmd: Optional[List[str]] = None) -> None:
         logging.info(f"trained {args.bpemodel} on {args.spm_train_text}")
     else:
         tokenizer = load_text_tokenizer(args.bpemodel)
+    if args.codebook_size < 1:
+        raise InputError(f"--codebook_size must be at least 1, got {args.codebook_size}")
     vocab = TtTVocabulary.build(tokenizer.pieces(), args.codebook_size)
     vocab.save(args.output)
     logging.info(f"wrote {args.output}: {len(vocab)} tokens ({args.codebook_size} audio codes)")
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "make_token_list")
