@@ -44,7 +44,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, 
 
 import yaml
 
-from espnet2_ttt.utils.table import json_lines, write_text_atomic
+from espnet2_ttt.utils.cli import InputError
+from espnet2_ttt.utils.table import json_lines, read_utf8_lines, write_text_atomic
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
     BEGIN_OF_LAST_SPAN,
@@ -256,16 +257,15 @@ DIALOGUE_TASKS = ("asr", "tts", "qa", "text")
 def read_dialogues(path: Union[str, Path]) -> Iterator[Tuple[str, dict]]:
     """``(where, record)`` for every record of a dialogue JSONL file (schema: local/make_corpus.py).
 
-    ``where`` is ``file:line``; a line that is not a JSON object or has an unknown task is an
-    error naming it.  Blank lines are skipped.
+    ``where`` is ``file:line``; text that is not UTF-8, or a line that is not a JSON object or
+    has an unknown task, is an InputError naming it.  Blank lines are skipped.
     """
-    with open(path, encoding="utf-8") as f:
-        for where, record in json_lines(f, path):
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            if record.get("task") not in DIALOGUE_TASKS:
-                raise ValueError(f"{where}: task must be one of {DIALOGUE_TASKS}, got {record.get('task')!r}")
-            yield where, record
+    for where, record in json_lines(read_utf8_lines(path), path):
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        if record.get("task") not in DIALOGUE_TASKS:
+            raise InputError(f"{where}: task must be one of {DIALOGUE_TASKS}, got {record.get('task')!r}")
+        yield where, record
 
 
 # ---------------------------------------------------------------------- sequence files
@@ -298,17 +298,18 @@ def write_sequence_file(
 ) -> None:
     """Write ``utt_id tok tok ...`` lines sorted by id (and ``utt_id num_tokens``), atomically.
 
-    With ``vocab`` (a :class:`TtTVocabulary`) every token is checked first: an unknown token or
-    an audio code beyond the codebook is an error naming the sequence.  No sequence is an error.
+    No sequence, or an id that is empty or holds white space, is an InputError.  With ``vocab``
+    (a :class:`TtTVocabulary`) every token is checked first: an unknown token or an audio code
+    beyond the codebook is a ValueError naming the sequence.
     """
     if not sequences:
-        raise ValueError(f"no sequences to write to {path}")
+        raise InputError(f"{path}: no sequences to write")
+    for utt_id in sequences:
+        if not utt_id or any(c.isspace() for c in utt_id):
+            raise InputError(f"{path}: sequence id {utt_id!r} is empty or contains white space")
     if vocab is not None:
         for seq_id, tokens in sequences.items():
             vocab.tokens_to_ids(tokens, where=seq_id)
-    for utt_id in sequences:
-        if not utt_id or any(c.isspace() for c in utt_id):
-            raise ValueError(f"sequence id {utt_id!r} is empty or contains white space")
     ids = sorted(sequences)
     write_text_atomic(path, "".join(f"{k} {' '.join(sequences[k])}\n" for k in ids))
     if shape_path is not None:

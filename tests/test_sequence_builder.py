@@ -318,7 +318,7 @@ def test_build_sequences_max_len_skips(data_dir, caplog):
 
 def test_build_sequences_missing_codes_error_or_skip(data_dir, caplog):
     (data_dir / "text").write_text("u1 cat\nu9 hi\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"asr-u9: .*codes: no codes for utterance u9"):
+    with pytest.raises(InputError, match=r"codes: no codes for utterance u9 \(sequence asr-u9\)$"):
         run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "asr")
     with caplog.at_level(logging.WARNING):
         out = run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "asr", "--skip_missing", "true")
@@ -326,25 +326,72 @@ def test_build_sequences_missing_codes_error_or_skip(data_dir, caplog):
     assert "skipped 1 sequences whose utterances have no codes, e.g. ['asr-u9']" in caplog.text
 
 
-def test_build_sequences_bad_inputs_name_the_culprit(data_dir):
-    (data_dir / "codes").write_text("u1 1 2 16\nu2 5\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"codes:1: utterance u1: code 16 is out of range \[0, 16\)"):
-        run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "asr")
-    assert not (data_dir / "out" / "text").exists()
-    (data_dir / "codes").write_text("u1 1 x\nu2 5\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"asr-u1: .*codes:1: utterance u1: codes must be integers"):
-        run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "asr")
-    (data_dir / "dialogues.jsonl").write_text('{"id": "qa-x1", "task": "qa", "question_utt": "u2"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"qa-x1: .*dialogues.jsonl:1 \(qa-x1\): field 'answer_text' must be a string"):
-        run_build(data_dir, "--dialogues", str(data_dir / "dialogues.jsonl"), "--tasks", "qa")
-    (data_dir / "codes").write_text("u1 1 2\nu2 5\n", encoding="utf-8")
+def build_error(capsys, d, *extra) -> str:
+    """build_sequences' error line (run_build's options); no output was written."""
+    line = error_line(capsys, build_sequences.main, "build_sequences", [
+        "--bpemodel", d / "spm" / "bpe.model", "--token_list", d / "tokens.txt", "--codes", d / "codes",
+        "--output", d / "out" / "text", *extra])
+    assert not (d / "out").exists()
+    return line
+
+
+def test_build_sequences_bad_inputs_name_the_culprit(data_dir, capsys):
+    d = data_dir
+    text = ["--text", d / "text", "--tasks", "asr"]
+    (d / "codes").write_text("u1 1 2 16\nu2 5\n", encoding="utf-8")
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/codes:1: utterance u1: code 16 is out of range [0, 16) (sequence asr-u1)"
+    (d / "codes").write_text("u1 1 x\nu2 5\n", encoding="utf-8")
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/codes:1: utterance u1: codes must be integers, got 'x' (sequence asr-u1)"
+    (d / "codes").write_text("u1 1 2\nu2 5", encoding="utf-8")  # cut short: "5" may have been "57"
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/codes:2: the last line has no newline: the file is cut short"
+    (d / "codes").write_bytes(b"u1 1 2\nu2 \xff5\n")
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/codes:2: not valid UTF-8 (byte 0xff at column 4)"
+    (d / "codes").write_text("u1 1 2\nu2 5\n", encoding="utf-8")
+    (d / "text").write_bytes("u2 hi\nu1 caf\u00e9\n".encode("latin-1"))
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/text:2: not valid UTF-8 (byte 0xe9 at column 7)"
+    (d / "text").write_text("u2 hi\nu1 cat\nu2 sat\n", encoding="utf-8")
+    assert build_error(capsys, d, *text) == \
+        f"build_sequences: error: {d}/text:3: duplicate key 'u2' (first on line 1)"
+    (d / "text").write_text("u2 hi\nu1 cat\n", encoding="utf-8")
+
+    dialogues = ["--dialogues", d / "dialogues.jsonl", "--tasks", "qa"]
+    (d / "dialogues.jsonl").write_text('{"id": "qa-x1", "task": "qa", "question_utt": "u2"}\n', encoding="utf-8")
+    assert build_error(capsys, d, *dialogues) == (f"build_sequences: error: {d}/dialogues.jsonl:1 (qa-x1): field "
+                                                  "'answer_text' must be a string, got None (sequence qa-x1)")
+    (d / "dialogues.jsonl").write_bytes(b'{"id": "qa-x1", "task": "qa", "answer_text": "\xc3"}\n')
+    assert build_error(capsys, d, *dialogues) == \
+        f"build_sequences: error: {d}/dialogues.jsonl:1: not valid UTF-8 (byte 0xc3 at column 47)"
+    (d / "dialogues.jsonl").write_text('{"id": "s1", "task": "summary"}\n')
+    assert build_error(capsys, d, *dialogues).startswith(
+        f"build_sequences: error: {d}/dialogues.jsonl:1: task must be one of")
     record = {"id": "asr-u2", "task": "asr", "question_utt": "u2", "answer_text": "hi"}
-    (data_dir / "dialogues.jsonl").write_text(json.dumps(record) + "\n")
-    with pytest.raises(ValueError, match="two inputs give the sequence id asr-u2"):
-        run_build(data_dir, "--text", str(data_dir / "text"), "--dialogues", str(data_dir / "dialogues.jsonl"))
-    (data_dir / "dialogues.jsonl").write_text('{"id": "s1", "task": "summary"}\n')
-    with pytest.raises(ValueError, match=r"dialogues.jsonl:1: task must be one of"):
-        run_build(data_dir, "--dialogues", str(data_dir / "dialogues.jsonl"))
+    (d / "dialogues.jsonl").write_text(json.dumps(record) + "\n")
+    assert build_error(capsys, d, "--text", d / "text", "--dialogues", d / "dialogues.jsonl") == (
+        f"build_sequences: error: {d}/dialogues.jsonl:1 (asr-u2): gives the sequence id asr-u2 again "
+        f"(first from {d}/text:1: utterance u2)")
+    (d / "tokens.txt").write_bytes((d / "tokens.txt").read_bytes().replace(b"<|audio_3|>", b"<|audio_\xff|>"))
+    assert build_error(capsys, d, *text).startswith(f"build_sequences: error: {d}/tokens.txt:")
+
+
+def test_build_sequences_skips_empty_transcripts_and_texts(data_dir, caplog):
+    (data_dir / "text").write_text("u1 cat\nu2  \n", encoding="utf-8")
+    records = [{"id": "asr-q1", "task": "asr", "question_utt": "q1", "answer_text": ""},
+               {"id": "tts-r1", "task": "tts", "question_text": " ", "answer_utt": "r1"},
+               {"id": "qa-q1", "task": "qa", "question_utt": "q1", "answer_text": "", "answer_utt": "r1"},
+               {"id": "text-1", "task": "text", "question_text": "say hi", "answer_text": "hi"}]
+    (data_dir / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with caplog.at_level(logging.WARNING):
+        out = run_build(data_dir, "--text", str(data_dir / "text"), "--dialogues", str(data_dir / "dialogues.jsonl"),
+                        "--tasks", "asr,tts,qa,text,interleaved")
+    assert sorted(out) == ["asr-u1", "interleaved-u1", "text-1", "tts-u1"]
+    assert ("skipped 6 sequences with an empty transcript or text, e.g. ['asr-u2', 'tts-u2', 'interleaved-u2', "
+            "'asr-q1', 'tts-r1']") in caplog.text
+
 
 def test_build_sequences_skips_text_the_tokenizer_cannot_represent(data_dir, caplog):
     (data_dir / "text").write_text("u1 cat\nu2 hi q\n", encoding="utf-8")  # "q" is not a piece: <unk>

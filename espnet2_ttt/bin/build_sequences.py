@@ -24,18 +24,21 @@ yaml, for ``ttt_train --sequence_layout``: decoding follows it); all written ato
 utterances and the record's "id" for dialogues (which egs/*/local/make_corpus.py already
 writes as ``<task>-<utt_id>``); an id produced twice is an error.
 
-Errors name the file and line or the utterance: unreadable lines, duplicate ids, codes out of
-range for --token_list, tokens missing from --token_list.  An utterance without codes is an
-error, or with ``--skip_missing true`` a logged skip (count and first ids).  Sequences longer
-than --max_len, or with ``<unk>`` (text the tokenizer cannot represent), are skipped with a
-logged count: the trainer would reject them.
+Errors name the file and line (and the sequence): text that is not UTF-8, duplicate ids,
+codes that are not integers or out of range for --token_list, a codes file cut short, tokens
+missing from --token_list.  An utterance without codes is an error, or with
+``--skip_missing true`` a logged skip (count and first ids).  A sequence whose transcript or
+needed dialogue text is empty, longer than --max_len, or with ``<unk>`` (text the tokenizer
+cannot represent) is skipped with a logged count: the trainer would reject it (or, for an
+empty answer, learn to say nothing).
 """
 import argparse
+import contextlib
 import dataclasses
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from espnet2.utils.types import str2bool, str_or_none
 
@@ -52,28 +55,22 @@ from espnet2_ttt.sequence_builder import (
     read_dialogues,
     write_sequence_file,
 )
+from espnet2_ttt.speech.io import parse_codes
 from espnet2_ttt.text_tokenizer import load_text_tokenizer
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import read_entries, reading
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 TEXT_FILE_TASKS = ("asr", "tts", "interleaved")
+Job = Tuple[str, str, Callable[[], List[str]]]  # (sequence id, where its input is: file:line, build function)
 
 
 class MissingCodes(Exception):
     """An utterance referenced by the data has no codes."""
 
 
-def read_kaldi_lines(path: Path) -> Iterator[Tuple[int, str, str]]:
-    """``(line number, utt_id, rest of the line)`` for every non-empty line; duplicate ids raise."""
-    seen = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            utt_id, _, rest = line.strip().partition(" ")
-            if utt_id in seen:
-                raise ValueError(f"{path}:{lineno}: duplicate utterance id {utt_id}")
-            seen.add(utt_id)
-            yield lineno, utt_id, rest.strip()
+class EmptyText(Exception):
+    """A transcript or dialogue text that a sequence needs is empty: the sequence is skipped."""
 
 
 class CodeTable:
@@ -82,73 +79,104 @@ class CodeTable:
     def __init__(self, path: Path, codebook_size: Optional[int]):
         self.path = path
         self.codebook_size = codebook_size
-        self._lines = {utt: (lineno, rest) for lineno, utt, rest in read_kaldi_lines(path)}
+        self._entries = {e.key: e for e in read_entries(path, need_value=False, complete_lines=True)}
 
     def __call__(self, utt_id: str) -> List[int]:
-        if utt_id not in self._lines or not self._lines[utt_id][1]:
+        entry = self._entries.get(utt_id)
+        if entry is None or not entry.value:
             raise MissingCodes(f"{self.path}: no codes for utterance {utt_id}")
-        lineno, rest = self._lines[utt_id]
-        try:
-            codes = [int(c) for c in rest.split()]
-        except ValueError:
-            raise ValueError(f"{self.path}:{lineno}: utterance {utt_id}: codes must be integers") from None
-        bad = [c for c in codes if c < 0 or (self.codebook_size is not None and c >= self.codebook_size)]
-        if bad:
-            raise ValueError(
-                f"{self.path}:{lineno}: utterance {utt_id}: code {bad[0]} is out of range "
-                f"[0, {self.codebook_size if self.codebook_size is not None else 'inf'})"
-            )
-        return codes
+        return parse_codes(entry.value, f"{self.path}:{entry.line}: utterance {utt_id}", self.codebook_size).tolist()
 
 
 def _no_codes(utt_id: str) -> List[int]:
     raise MissingCodes(f"no --codes given, but utterance {utt_id} needs codes")
 
 
+def _text(text: str) -> str:
+    """``text``, unless it is empty (:class:`EmptyText`)."""
+    if not text.strip():
+        raise EmptyText()
+    return text
+
+
 def text_file_jobs(
     path: Path, tasks: Sequence[str], builder: SequenceBuilder, codes: Callable[[str], List[int]]
-) -> Iterator[Tuple[str, Callable[[], List[str]]]]:
-    """``(sequence id, build function)`` for every utterance of a ``text`` file and task."""
+) -> Iterator[Job]:
+    """A job for every utterance of a ``text`` file and task."""
     make = {
-        "asr": lambda utt, text: builder.asr(codes(utt), text),
-        "tts": lambda utt, text: builder.tts(text, codes(utt)),
-        "interleaved": lambda utt, text: builder.interleaved(text, codes(utt)),
+        "asr": lambda utt, text: builder.asr(codes(utt), _text(text)),
+        "tts": lambda utt, text: builder.tts(_text(text), codes(utt)),
+        "interleaved": lambda utt, text: builder.interleaved(_text(text), codes(utt)),
     }
-    for _, utt, text in read_kaldi_lines(path):
+    for utt, text, line in read_entries(path, need_value=False):
         for task in tasks:
             if task in make:
-                yield f"{task}-{utt}", partial(make[task], utt, text)
+                yield f"{task}-{utt}", f"{path}:{line}: utterance {utt}", partial(make[task], utt, text)
 
 
 def dialogue_jobs(
     path: Path, tasks: Sequence[str], builder: SequenceBuilder, codes: Callable[[str], List[int]]
-) -> Iterator[Tuple[str, Callable[[], List[str]]]]:
-    """``(sequence id, build function)`` for every record of a dialogue JSONL file in ``tasks``."""
+) -> Iterator[Job]:
+    """A job for every record of a dialogue JSONL file in ``tasks``."""
     for where, record in read_dialogues(path):
         rec_id = _field(record, "id", where)
+        if not rec_id or any(c.isspace() for c in rec_id):
+            raise InputError(f"{where}: the id {rec_id!r} is empty or contains white space")
         if record["task"] in tasks:
-            yield rec_id, partial(_dialogue, record, f"{where} ({rec_id})", builder, codes)
+            where = f"{where} ({rec_id})"
+            yield rec_id, where, partial(_dialogue, record, where, builder, codes)
 
 
 def _dialogue(record: dict, where: str, builder: SequenceBuilder, codes: Callable[[str], List[int]]) -> List[str]:
     task = record["task"]
     if task == "asr":
-        return builder.asr(codes(_field(record, "question_utt", where)), _field(record, "answer_text", where))
+        return builder.asr(codes(_field(record, "question_utt", where)), _text(_field(record, "answer_text", where)))
     if task == "tts":
-        return builder.tts(_field(record, "question_text", where), codes(_field(record, "answer_utt", where)))
+        return builder.tts(_text(_field(record, "question_text", where)), codes(_field(record, "answer_utt", where)))
     if task == "qa":
         has_audio = record.get("answer_utt") is not None
         answer_codes = codes(_field(record, "answer_utt", where)) if has_audio else []
         question_codes = codes(_field(record, "question_utt", where))
-        return builder.qa(question_codes, _field(record, "answer_text", where), answer_codes)
-    return builder.text_chat(_field(record, "question_text", where), _field(record, "answer_text", where))
+        return builder.qa(question_codes, _text(_field(record, "answer_text", where)), answer_codes)
+    return builder.text_chat(_text(_field(record, "question_text", where)), _text(_field(record, "answer_text", where)))
 
 
 def _field(record: dict, name: str, where: str) -> str:
     value = record.get(name)
     if not isinstance(value, str):
-        raise ValueError(f"{where}: field {name!r} must be a string, got {value!r}")
+        raise InputError(f"{where}: field {name!r} must be a string, got {value!r}")
     return value
+
+
+def build_all(jobs: Iterable[Job], skip_missing: bool) -> Dict[str, List[str]]:
+    """``{sequence id: tokens}`` of every job.
+
+    Skipped with a logged count (reason, first ids): empty texts, and with ``skip_missing``
+    utterances without codes.  Any other problem is an InputError naming the input's file and
+    line (or the codes file's) and the sequence.
+    """
+    sequences: Dict[str, List[str]] = {}
+    source: Dict[str, str] = {}
+    skipped: Dict[str, List[str]] = {}  # reason -> sequence ids
+    for seq_id, where, build in jobs:
+        if seq_id in source:
+            raise InputError(f"{where}: gives the sequence id {seq_id} again (first from {source[seq_id]})")
+        source[seq_id] = where
+        try:
+            sequences[seq_id] = build()
+        except EmptyText:
+            skipped.setdefault("with an empty transcript or text", []).append(seq_id)
+        except MissingCodes as e:
+            if not skip_missing:
+                raise InputError(f"{e} (sequence {seq_id})") from None
+            skipped.setdefault("whose utterances have no codes", []).append(seq_id)
+        except InputError as e:
+            raise InputError(f"{e} (sequence {seq_id})") from None
+        except ValueError as e:
+            raise InputError(f"{where}: {e}") from None
+    for reason, ids in skipped.items():
+        logging.warning(f"skipped {len(ids)} sequences {reason}, e.g. {ids[:5]}")
+    return sequences
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -180,39 +208,29 @@ def main(cmd: Optional[List[str]] = None) -> None:
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
-        raise ValueError(f"--tasks must be a non-empty subset of {TASKS}, got {args.tasks!r}")
+        raise InputError(f"--tasks must be a non-empty subset of {TASKS}, got {args.tasks!r}")
     if args.text is None and args.dialogues is None:
-        raise ValueError("give --text and/or --dialogues")
+        raise InputError("give --text and/or --dialogues")
 
-    vocab = TtTVocabulary.from_file(args.token_list) if args.token_list else None
+    vocab = None
+    if args.token_list:
+        with reading(args.token_list):
+            vocab = TtTVocabulary.from_file(args.token_list)
     codes = CodeTable(Path(args.codes), vocab.codebook_size if vocab else None) if args.codes else _no_codes
     layout = SequenceLayout(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SequenceLayout)})
     builder = SequenceBuilder(load_text_tokenizer(args.bpemodel), layout)
-    jobs: List[Tuple[str, Callable[[], List[str]]]] = []
+    jobs: List[Job] = []
     if args.text is not None:
         jobs += text_file_jobs(Path(args.text), tasks, builder, codes)
     if args.dialogues is not None:
         jobs += dialogue_jobs(Path(args.dialogues), tasks, builder, codes)
-
-    sequences: Dict[str, List[str]] = {}
-    missing: List[str] = []
-    for seq_id, build in jobs:
-        if seq_id in sequences:
-            raise ValueError(f"two inputs give the sequence id {seq_id}")
-        try:
-            sequences[seq_id] = build()
-        except MissingCodes as e:
-            if not args.skip_missing:
-                raise ValueError(f"{seq_id}: {e}") from None
-            missing.append(seq_id)
-        except ValueError as e:
-            raise ValueError(f"{seq_id}: {e}") from None
-    if missing:
-        logging.warning(f"skipped {len(missing)} sequences whose utterances have no codes, e.g. {missing[:5]}")
-    write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
+    sequences = drop_untrainable(build_all(jobs, args.skip_missing), args.max_len)
+    # a token of --bpemodel that --token_list lacks is an error naming --token_list
+    with reading(args.token_list) if vocab else contextlib.nullcontext():
+        write_sequence_file(sequences, args.output, args.shape_file, vocab)
     if args.layout_file is not None:
         layout.save(args.layout_file)
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "build_sequences")

@@ -158,7 +158,7 @@ def reading(path: Union[str, Path], errors: Tuple[type, ...] = (ValueError,),
 def json_lines(lines: Iterable[str], path: Union[str, Path]) -> Iterator[Tuple[str, object]]:
     """``(where, value)`` for every non-blank line of a JSON-lines text, ``where`` = ``path:line``.
 
-    A line that is not valid JSON is a ValueError naming it.
+    A line that is not valid JSON is a TableError naming it.
     """
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -167,7 +167,7 @@ def json_lines(lines: Iterable[str], path: Union[str, Path]) -> Iterator[Tuple[s
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not valid JSON: {e}") from None
+            raise TableError(f"{where}: not valid JSON: {e}") from None
         yield where, value
 
 
