@@ -32,7 +32,8 @@ The reverse direction, for checkpoints: :func:`official_token` names the token o
 :mod:`espnet2_ttt.pretrained_vocab`): the inverse of ``SPECIAL_TOKEN_MAP``, ``<pad>`` ->
 ``<|endoftext|>`` (Qwen's pad), a role token -> the role word the official template writes after
 ``<|im_start|>``, anything else (template tokens, ``<|mask_token|>``, codes, text pieces) -> itself.  Spans must be well formed (``check_spans``).
-Every problem raises :class:`RecordError` naming the file and record index.
+Every problem raises :class:`RecordError` naming the file and record index (text that is not UTF-8
+included).
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from espnet2_ttt.sequence_builder import Tokenizer, chat
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.utils.table import json_lines
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
@@ -90,20 +92,24 @@ def official_token(token: str) -> str:
     return _OFFICIAL_NAME.get(token, token)
 
 
-class RecordError(ValueError):
+class RecordError(InputError):
     """A record that cannot be converted; the message names the file and record index."""
 
 
 def read_records(path: Union[str, Path]) -> List[Any]:
-    """Records of a JSON list file or a JSON lines file (decided by the first character)."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Records of a JSON list file or a JSON lines file (decided by the first character).
+
+    Bytes that are not UTF-8 are kept (as surrogate escapes): the record holding them is
+    refused by :func:`content_tokens`, naming it.  Text that is not JSON is an InputError.
+    """
+    text = Path(path).read_bytes().decode("utf-8", "surrogateescape")
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from None
+            raise InputError(f"{path}: not valid JSON: {e}") from None
         if not isinstance(records, list):
-            raise ValueError(f"{path}: expected a JSON list of records")
+            raise InputError(f"{path}: expected a JSON list of records")
         return records
     return [record for _, record in json_lines(text.splitlines(), path)]
 
@@ -162,6 +168,12 @@ def _rendered_chat_turns(text: str) -> Turns:
 
 def content_tokens(content: str, tokenizer: Tokenizer, codebook_size: int) -> List[str]:
     """Official content string -> our tokens (specials mapped, text segments tokenized)."""
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as e:
+        char = content[e.start]
+        what = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else f"lone surrogate U+{ord(char):04X}"
+        raise ValueError(f"not valid UTF-8 ({what} at character {e.start + 1} of the content)") from None
     tokens: List[str] = []
     for i, part in enumerate(_SPECIAL_RE.split(content.strip())):
         if i % 2 == 0:  # text between special tokens

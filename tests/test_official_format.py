@@ -8,7 +8,10 @@ import pytest
 from espnet2_ttt.bin import convert_official
 from espnet2_ttt.official_format import RecordError, check_spans, content_tokens, convert_file, convert_record
 from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.vocabulary import TtTVocabulary
+
+from user_errors import error_line
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = sorted(DATA.glob("official_sample*.json*"))
@@ -240,5 +243,26 @@ def test_convert_official_cli_fails_without_partial_output(tokenizer, token_list
     with pytest.raises(RecordError, match=r"official_sample_bad.jsonl: record 1"):
         run_cli(tokenizer, token_list, tmp_path, DATA / "official_sample_bad.jsonl")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ValueError, match="distinct names"):
+    with pytest.raises(InputError, match="distinct names"):
         run_cli(tokenizer, token_list, tmp_path, DATA / "official_sample.json", DATA / "official_sample.json")
+
+
+@pytest.mark.parametrize("name, data, record", [
+    ("latin1.jsonl", b'{"text": "hi"}\n{"prompt": "caf\xe9?", "response": "oui"}\n', 1),
+    ("latin1.json", b'[{"text": "hi"}, {"text": "ok"}, {"messages": [{"role": "user", "content": "\xff"}, '
+                    b'{"role": "assistant", "content": "x"}]}]', 2),
+])
+def test_text_that_is_not_utf8_names_file_and_record(tokenizer, token_list, tmp_path, capsys, caplog, name, data, record):
+    path = tmp_path / name
+    path.write_bytes(data)
+    argv = ["--bpemodel", tokenizer.model_file, "--token_list", token_list, "--output", tmp_path / "out" / "text",
+            "--input", path]
+    byte, column = (0xe9, 4) if record == 1 else (0xff, 1)
+    assert error_line(capsys, convert_official.main, "convert_official", argv) == (
+        f"convert_official: error: {path}: record {record}: not valid UTF-8 (byte 0x{byte:02x} at character "
+        f"{column} of the content)")
+    assert not (tmp_path / "out").exists()
+    with caplog.at_level(logging.WARNING):
+        convert_official.main([str(a) for a in argv] + ["--skip_bad", "true"])
+    assert f"skipped 1 bad records, e.g. ['record {record}: not valid UTF-8" in caplog.text
+    assert len((tmp_path / "out" / "text").read_text().splitlines()) == record

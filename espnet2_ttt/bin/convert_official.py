@@ -7,8 +7,9 @@
 
 Sequence ids are ``<file name without .json/.jsonl>-<record index, 7 digits>``.  A record that
 cannot be converted (unknown role or special token, audio code >= codebook size, malformed
-spans or fields) is an error naming the file and record index, or with ``--skip_bad true`` a
-logged skip (count and first indices).  A file that is not valid JSON is always an error.
+spans or fields, text that is not UTF-8) is an error naming the file and record index, or with
+``--skip_bad true`` a logged skip (count and first indices).  A file that is not valid JSON is
+always an error.
 Every token is validated against --token_list; sequences longer than --max_len or with
 ``<unk>`` are skipped with a logged count (the trainer would reject them).
 Mapping rules: see ``espnet2_ttt/official_format.py``.
@@ -23,6 +24,8 @@ from espnet2.utils.types import str2bool, str_or_none
 from espnet2_ttt.official_format import convert_file
 from espnet2_ttt.sequence_builder import drop_untrainable, write_sequence_file
 from espnet2_ttt.text_tokenizer import load_text_tokenizer
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import reading
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 
@@ -49,11 +52,12 @@ def sequence_prefix(path: Path) -> str:
 def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = get_parser().parse_args(cmd)
-    vocab = TtTVocabulary.from_file(args.token_list)
+    with reading(args.token_list):
+        vocab = TtTVocabulary.from_file(args.token_list)
     tokenizer = load_text_tokenizer(args.bpemodel)
     prefixes = [sequence_prefix(Path(p)) for p in args.input]
     if len(set(prefixes)) != len(prefixes):
-        raise ValueError(f"input files must have distinct names (they prefix the sequence ids): {args.input}")
+        raise InputError(f"input files must have distinct names (they prefix the sequence ids): {args.input}")
 
     sequences: Dict[str, List[str]] = {}
     for path, prefix in zip(args.input, prefixes):
@@ -63,8 +67,9 @@ def main(cmd: Optional[List[str]] = None) -> None:
         for index, tokens in converted:
             sequences[f"{prefix}-{index:07d}"] = tokens
         logging.info(f"{path}: converted {len(converted)} records")
-    write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
+    with reading(args.token_list):  # a token of --bpemodel that --token_list lacks
+        write_sequence_file(drop_untrainable(sequences, args.max_len), args.output, args.shape_file, vocab)
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "convert_official")
