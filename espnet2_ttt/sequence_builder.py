@@ -268,6 +268,14 @@ def read_dialogues(path: Union[str, Path]) -> Iterator[Tuple[str, dict]]:
         yield where, record
 
 
+def dialogue_field(record: dict, name: str, where: str) -> str:
+    """The string field ``name`` of a dialogue record; anything else is an InputError naming ``where``."""
+    value = record.get(name)
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {name!r} must be a string, got {value!r}")
+    return value
+
+
 # ---------------------------------------------------------------------- sequence files
 def drop_untrainable(
     sequences: Mapping[str, Sequence[str]], max_len: Optional[int] = None

@@ -51,6 +51,7 @@ from espnet2_ttt.sequence_builder import (
     TTS_PROMPT,
     SequenceBuilder,
     SequenceLayout,
+    dialogue_field,
     drop_untrainable,
     read_dialogues,
     write_sequence_file,
@@ -119,7 +120,7 @@ def dialogue_jobs(
 ) -> Iterator[Job]:
     """A job for every record of a dialogue JSONL file in ``tasks``."""
     for where, record in read_dialogues(path):
-        rec_id = _field(record, "id", where)
+        rec_id = dialogue_field(record, "id", where)
         if not rec_id or any(c.isspace() for c in rec_id):
             raise InputError(f"{where}: the id {rec_id!r} is empty or contains white space")
         if record["task"] in tasks:
@@ -128,24 +129,19 @@ def dialogue_jobs(
 
 
 def _dialogue(record: dict, where: str, builder: SequenceBuilder, codes: Callable[[str], List[int]]) -> List[str]:
+    def field(name: str) -> str:
+        return dialogue_field(record, name, where)
+
     task = record["task"]
     if task == "asr":
-        return builder.asr(codes(_field(record, "question_utt", where)), _text(_field(record, "answer_text", where)))
+        return builder.asr(codes(field("question_utt")), _text(field("answer_text")))
     if task == "tts":
-        return builder.tts(_text(_field(record, "question_text", where)), codes(_field(record, "answer_utt", where)))
+        return builder.tts(_text(field("question_text")), codes(field("answer_utt")))
     if task == "qa":
         has_audio = record.get("answer_utt") is not None
-        answer_codes = codes(_field(record, "answer_utt", where)) if has_audio else []
-        question_codes = codes(_field(record, "question_utt", where))
-        return builder.qa(question_codes, _text(_field(record, "answer_text", where)), answer_codes)
-    return builder.text_chat(_text(_field(record, "question_text", where)), _text(_field(record, "answer_text", where)))
-
-
-def _field(record: dict, name: str, where: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str):
-        raise InputError(f"{where}: field {name!r} must be a string, got {value!r}")
-    return value
+        answer_codes = codes(field("answer_utt")) if has_audio else []
+        return builder.qa(codes(field("question_utt")), _text(field("answer_text")), answer_codes)
+    return builder.text_chat(_text(field("question_text")), _text(field("answer_text")))
 
 
 def build_all(jobs: Iterable[Job], skip_missing: bool) -> Dict[str, List[str]]:

@@ -30,7 +30,8 @@ import yaml
 
 from espnet2_ttt.pretrained_vocab import HFTextTokenizer, official_codebook_size, pretrained_rows
 from espnet2_ttt.tasks.ttt import TtTTask
-from espnet2_ttt.utils.table import atomic_path, write_text_atomic
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import atomic_path, reading, write_text_atomic
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -50,14 +51,15 @@ def import_official(model_dir: str, output_dir: str, codebook_size: Optional[int
                     dtype: str = "float32", max_seq_len: int = 2048) -> Path:
     """Write tokens.txt, config.yaml and model.pth (module docstring); returns ``output_dir``."""
     out = Path(output_dir)
-    tokenizer = HFTextTokenizer(model_dir)
+    with reading(model_dir, (OSError, ValueError), "not a Hugging Face checkpoint with a tokenizer"):
+        tokenizer = HFTextTokenizer(model_dir)
     available = official_codebook_size(tokenizer.vocab)
     if available == 0:
-        raise ValueError(f"{model_dir}: the tokenizer has no <|audio_k|> tokens, so it is not an official TtT "
+        raise InputError(f"{model_dir}: the tokenizer has no <|audio_k|> tokens, so it is not an official TtT "
                          "checkpoint (to train from a plain LLM use the hf_causal_lm backbone / --pretrained_backbone)")
     k = available if codebook_size is None else codebook_size
     if not 1 <= k <= available:
-        raise ValueError(f"--codebook_size {codebook_size}: {model_dir} has <|audio_0..{available - 1}|>")
+        raise InputError(f"--codebook_size {codebook_size}: {model_dir} has <|audio_0..{available - 1}|>")
     vocab = TtTVocabulary.build(tokenizer.pieces(), k)
     vocab.save(out / "tokens.txt")
     args = argparse.Namespace(**TtTTask.get_default_config())
@@ -82,4 +84,4 @@ def main(cmd: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "import_official")

@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Dict, List, Sequence
 
+from espnet2_ttt.utils.cli import run
 from espnet2_ttt.utils.table import TableError, read_table, sort_lines, write_lines
 
 
@@ -25,7 +26,7 @@ def merge_outputs(inputs: Sequence[str], output_dir: str, files: Sequence[str]) 
         for path in sources:
             for key, value in read_table(path).items():
                 if key in merged:
-                    raise TableError(f"key {key!r} is in both {origin[key]} and {path}")
+                    raise TableError(f"{path}: key '{key}' is also in {origin[key]}")
                 merged[key], origin[key] = value, path
         if sources:
             write_lines(os.path.join(output_dir, name), sort_lines(f"{k} {v}".rstrip() for k, v in merged.items()))
@@ -45,4 +46,4 @@ def main(cmd=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "merge_outputs")

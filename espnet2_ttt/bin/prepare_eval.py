@@ -8,7 +8,9 @@
 Writes ``<output_dir>/<task>/``: ``keys``, ``mode`` (the decoder mode), the decoder inputs
 (``codes``: the spoken prompt; ``text``: the text prompt), ``ref_text`` (what the output
 should say), ``utt2lang``, ``utt2spk`` (key = speaker: each dialogue scored alone) and, for
-QA, ``answer_key`` (``id key1|key2``).  Dialogue schema: see ``local/make_corpus.py``.
+QA, ``answer_key`` (``id key1|key2``).  Dialogue schema: see ``local/make_corpus.py``; a field
+of the wrong type, an utterance without codes or codes that are not integers is an error
+naming the file and line.
 
     asr  speech -> text      inputs: codes of question_utt    ref: answer_text (= transcript)
     tts  text -> speech      inputs: question_text           ref: question_text
@@ -17,49 +19,56 @@ QA, ``answer_key`` (``id key1|key2``).  Dialogue schema: see ``local/make_corpus
 import argparse
 import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
-from espnet2_ttt.sequence_builder import read_dialogues
-from espnet2_ttt.utils.table import read_table, sort_lines, write_lines
+from espnet2_ttt.sequence_builder import dialogue_field, read_dialogues
+from espnet2_ttt.speech.io import parse_codes
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import read_entries, read_table, sort_lines, write_lines
 
 TASK_MODE = {"asr": "asr", "tts": "tts", "qa": "chat"}
 
 
 def prepare_eval(dialogues: str, codes: str, utt2lang: str, output_dir: str, tasks: List[str], max_per_task: int = 0):
-    code_table = read_table(codes)
+    code_table = {entry.key: entry for entry in read_entries(codes, complete_lines=True)}
     lang_table = read_table(utt2lang)
-    entries: Dict[str, List[dict]] = {t: [] for t in tasks}
-    for _, d in read_dialogues(dialogues):
+    entries: Dict[str, List[Tuple[str, dict]]] = {t: [] for t in tasks}
+    for where, d in read_dialogues(dialogues):
         if d["task"] in entries:
-            entries[d["task"]].append(d)
+            entries[d["task"]].append((f"{where} ({dialogue_field(d, 'id', where)})", d))
     for task in tasks:
-        rows = sorted(entries[task], key=lambda d: d["id"].encode())
+        rows = sorted(entries[task], key=lambda row: row[1]["id"].encode())
         if max_per_task:
             rows = rows[:: max(1, len(rows) // max_per_task)][:max_per_task]  # spread over speakers/items
         if not rows:
-            raise ValueError(f"{dialogues}: no '{task}' dialogues to evaluate")
+            raise InputError(f"{dialogues}: no '{task}' dialogues to evaluate")
         out = os.path.join(output_dir, task)
         os.makedirs(out, exist_ok=True)
         files: Dict[str, List[str]] = {"keys": [], "ref_text": [], "utt2lang": [], "utt2spk": []}
         files.update({"codes": []} if task in ("asr", "qa") else {"text": []})
         if task == "qa":
             files["answer_key"] = []
-        for d in rows:
+        for where, d in rows:
             key = d["id"]
             files["keys"].append(key)
-            files["utt2lang"].append(f"{key} {d['lang']}")
+            files["utt2lang"].append(f"{key} {dialogue_field(d, 'lang', where)}")
             files["utt2spk"].append(f"{key} {key}")
             if task == "tts":
-                files["text"].append(f"{key} {d['question_text']}")
+                files["text"].append(f"{key} {dialogue_field(d, 'question_text', where)}")
                 files["ref_text"].append(f"{key} {d['question_text']}")
             else:
-                utt = d["question_utt"]
+                utt = dialogue_field(d, "question_utt", where)
                 if utt not in code_table:
-                    raise KeyError(f"{dialogues}: dialogue {key} names utterance {utt}, which has no codes in {codes}")
-                files["codes"].append(f"{key} {code_table[utt]}")
-                files["ref_text"].append(f"{key} {d['answer_text']}")
+                    raise InputError(f"{where}: utterance {utt} has no codes in {codes}")
+                entry = code_table[utt]
+                parse_codes(entry.value, f"{codes}:{entry.line}: utterance '{utt}'")
+                files["codes"].append(f"{key} {entry.value}")
+                files["ref_text"].append(f"{key} {dialogue_field(d, 'answer_text', where)}")
             if task == "qa":
-                files["answer_key"].append(f"{key} {'|'.join(d['answer_key'])}")
+                answers = d.get("answer_key")
+                if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a for a in answers):
+                    raise InputError(f"{where}: field 'answer_key' must be a non-empty list of strings, got {answers!r}")
+                files["answer_key"].append(f"{key} {'|'.join(answers)}")
         for name, lines in files.items():
             write_lines(os.path.join(out, name), sort_lines(lines))
         write_lines(os.path.join(out, "mode"), [TASK_MODE[task]])
@@ -84,4 +93,4 @@ def main(cmd=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "prepare_eval")

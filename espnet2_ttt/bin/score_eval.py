@@ -26,6 +26,7 @@ import os
 from typing import List, Optional
 
 from espnet2_ttt.bin.score import score_answer_accuracy, score_error_rate
+from espnet2_ttt.utils.cli import run
 from espnet2_ttt.utils.table import read_table, write_lines
 
 ENGLISH_ONLY = {"pocketsphinx"}
@@ -101,4 +102,4 @@ def main(cmd=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "score_eval")
