@@ -52,6 +52,7 @@ def test_success_exits_0_with_the_arguments_given():
     (b"a 1\nb\x002\n", ":2: NUL byte at column 2 (UTF-16 or a binary file?)"),
     (b"a 1\n\nb 2\na 3\n", ":4: duplicate key 'a' (first on line 1)"),
     (b"a 1\nb\n", ":2: key 'b' has no value"),
+    (b"\n \n", ": empty: it has no entries"),
 ])
 def test_read_entries_refuses_what_is_not_a_table(tmp_path, data, message):
     (tmp_path / "t").write_bytes(data)

@@ -112,12 +112,13 @@ def read_utf8_lines(path: Union[str, Path], complete_lines: bool = False) -> Lis
     return lines
 
 
-def read_entries(path: Union[str, Path], need_value: bool = True,
-                 complete_lines: bool = False) -> List[Entry]:
+def read_entries(path: Union[str, Path], need_value: bool = True, complete_lines: bool = False,
+                 allow_empty: bool = False) -> List[Entry]:
     """The entries of table file ``path`` in file order (:func:`read_utf8_lines`).
 
     Blank lines are skipped and blanks around a line are ignored.  A key given twice is a
-    TableError naming both lines; so is, with ``need_value``, a key without value.
+    TableError naming both lines; so is, with ``need_value``, a key without value, and unless
+    ``allow_empty``, a file without entries.
     """
     entries: List[Entry] = []
     first_line: Dict[str, int] = {}
@@ -132,6 +133,8 @@ def read_entries(path: Union[str, Path], need_value: bool = True,
             raise TableError(f"{path}:{number}: key '{key}' has no value")
         first_line[key] = number
         entries.append(Entry(key, value, number))
+    if not entries and not allow_empty:
+        raise TableError(f"{path}: empty: it has no entries")
     return entries
 
 
@@ -141,16 +144,14 @@ def reading(path: Union[str, Path], errors: Tuple[type, ...] = (ValueError,),
     """Errors of a parser reading ``path`` become InputErrors naming it.
 
     For readers outside this module (yaml, token lists, torch files): an exception of type
-    ``errors`` becomes ``<path>: [<problem>: ]<its first line>``; invalid UTF-8 is named
-    ``path:line``.
+    ``errors`` becomes ``<path>: [<problem>: ]<its first line>``.  (A text file is best read
+    with :func:`read_utf8_text` first: its errors name the line.)
     """
     try:
         yield
     except InputError:
         raise
     except errors as e:
-        if isinstance(e, UnicodeDecodeError):
-            decode_utf8(Path(path).read_bytes(), path)  # raises, naming the line
         message = str(e).strip().split("\n")[0] or type(e).__name__
         raise InputError(f"{path}: {problem + ': ' if problem else ''}{message}") from e
 
@@ -193,8 +194,9 @@ def sort_lines(lines: Iterable[str]) -> List[str]:
 
 
 def read_table(path: Union[str, Path]) -> Dict[str, str]:
-    """Read a table file into an ordered ``{key: value}`` dict (:func:`read_entries`; values may be empty)."""
-    return {entry.key: entry.value for entry in read_entries(path, need_value=False)}
+    """Read a table file into an ordered ``{key: value}`` dict (:func:`read_entries`; values and
+    the file may be empty)."""
+    return {entry.key: entry.value for entry in read_entries(path, need_value=False, allow_empty=True)}
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
