@@ -5,6 +5,7 @@ Everything runs on tiny synthetic audio (sines + noise) with tiny models, in-pro
 import io
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -378,6 +379,9 @@ def test_wav_scp_and_key_file_must_be_utf8_without_duplicates(tok_dir, tmp_path,
     (tmp_path / "keys").write_text("bad\ngood\nbad\n")
     assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv + ["--key_file", tmp_path / "keys"]) == \
         f"speech_tokenize: error: {tmp_path}/keys:3: duplicate key 'bad' (first on line 1)"
+    (tmp_path / "keys").write_text("")
+    assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv + ["--key_file", tmp_path / "keys"]) == \
+        f"speech_tokenize: error: {tmp_path}/keys: empty: it has no entries"
     assert not (tmp_path / "codes").exists()
 
 
@@ -399,6 +403,11 @@ def test_truncated_or_foreign_tokenizer_state_names_the_file(trained, tmp_path, 
     torch.save({"centroids": Payload()}, codebook)
     assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv).startswith(
         f"speech_tokenize: error: {codebook}: cannot be loaded")
+    flipped = bytearray(whole)
+    flipped[whole.index(trained.mel_mean.numpy().tobytes()) + 5] ^= 0xFF  # a tensor's bytes: torch.load takes them
+    codebook.write_bytes(bytes(flipped))
+    line = error_line(capsys, speech_tokenize.main, "speech_tokenize", argv)  # the archive's folder: the name torch.save had
+    assert re.fullmatch(rf"speech_tokenize: error: {re.escape(str(codebook))}: [^/]+/data/0: CRC check failed \(the file is corrupt\)", line)
     state = torch.load(io.BytesIO(whole), weights_only=True)
     state["centroids"][0, 0] = float("nan")
     torch.save(state, codebook)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -406,13 +407,18 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
 def load_tensor_file(path: Path) -> Dict[str, torch.Tensor]:
     """``{name: tensor}`` saved by ``torch.save`` at ``path``, loaded weights-only (no code runs).
 
-    A file cut short, corrupt, not a PyTorch file, or holding anything but finite tensors is an
-    InputError naming it.
+    A file cut short, corrupt (torch.load does not check the zip CRCs: done here), not a PyTorch
+    file, or holding anything but finite tensors is an InputError naming it.
     """
     if not path.is_file():
         raise InputError(f"{path}: not found")
     with reading(path, (Exception,), "cannot be loaded (cut short, corrupt, or not weights saved by torch.save)"):
         state = torch.load(path, map_location="cpu", weights_only=True)
+    if zipfile.is_zipfile(path):
+        with reading(path, (Exception,), "corrupt"), zipfile.ZipFile(path) as archive:
+            corrupt = archive.testzip()
+        if corrupt is not None:
+            raise InputError(f"{path}: {corrupt}: CRC check failed (the file is corrupt)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path}: not a dict of tensors")
     for name, tensor in state.items():
