@@ -242,6 +242,8 @@ def convert_record(record: Any, tokenizer: Tokenizer, codebook_size: int) -> Lis
     converted = []
     for role, content in turns:
         tokens = content_tokens(content, tokenizer, codebook_size)
+        if not tokens:
+            raise ValueError(f"empty {role} message")
         check_spans(tokens, role)
         converted.append((role, tokens))
     return chat(system, converted)
@@ -252,10 +254,14 @@ def convert_file(
 ) -> Tuple[List[Tuple[int, List[str]]], List[str]]:
     """``([(record index, tokens)], ["record <index>: <why>" of each skipped record])``.
 
-    A bad record raises :class:`RecordError` unless ``skip_bad``.
+    A bad record raises :class:`RecordError` unless ``skip_bad``; a file without records is an
+    InputError.
     """
+    records = read_records(path)
+    if not records:
+        raise InputError(f"{path}: no records")
     converted, skipped = [], []
-    for index, record in enumerate(read_records(path)):
+    for index, record in enumerate(records):
         try:
             converted.append((index, convert_record(record, tokenizer, codebook_size)))
         except ValueError as e:

@@ -1,6 +1,7 @@
 """Bilingual (English + Mandarin) SentencePiece text tokenizer for TtT.
 
-Pieces are the text-side tokens of the token list (``TtTVocabulary.build(tokenizer.pieces(), K)``).
+Pieces are the text-side tokens of the token list (``TtTVocabulary.build(tokenizer.pieces(), K)``;
+read back by :func:`load_token_list`).
 With a pretrained LLM backbone the LLM's own tokenizer takes this role instead
 (:func:`load_text_tokenizer`, :mod:`espnet2_ttt.pretrained_vocab`).
 Invariants of a tokenizer accepted here:
@@ -29,7 +30,7 @@ import sentencepiece as spm
 
 from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.utils.table import atomic_path, read_utf8_text, reading, write_text_atomic
-from espnet2_ttt.vocabulary import PAD, UNK
+from espnet2_ttt.vocabulary import PAD, UNK, TtTVocabulary
 
 _SPECIAL_LIKE_RE = re.compile(r"^<\|.*\|>$")
 
@@ -41,6 +42,8 @@ def _load_checked(model_proto: bytes, where: str) -> spm.SentencePieceProcessor:
         sp = spm.SentencePieceProcessor(model_proto=model_proto)
     except RuntimeError:  # its message is the parser's source line
         raise InputError(f"{where}: not a SentencePiece model (it does not parse)") from None
+    if sp.get_piece_size() == 0:  # e.g. an empty file: an empty model parses
+        raise InputError(f"{where}: not a SentencePiece model (it has no pieces)")
     for i in range(sp.get_piece_size()):
         piece = sp.id_to_piece(i)
         if sp.is_unknown(i):
@@ -131,6 +134,14 @@ class TextTokenizer:
             for i in range(sp.get_piece_size())
             if not (sp.is_unknown(i) or sp.is_control(i))
         ]
+
+
+def load_token_list(path: Union[str, Path]) -> TtTVocabulary:
+    """The TtT token list in file ``path``; text that is not UTF-8 (named ``file:line``) or a list
+    :class:`TtTVocabulary` refuses is an InputError naming the file."""
+    read_utf8_text(path)
+    with reading(path):
+        return TtTVocabulary.from_file(path)
 
 
 def load_text_tokenizer(path: Union[str, Path]):

@@ -266,3 +266,12 @@ def test_text_that_is_not_utf8_names_file_and_record(tokenizer, token_list, tmp_
         convert_official.main([str(a) for a in argv] + ["--skip_bad", "true"])
     assert f"skipped 1 bad records, e.g. ['record {record}: not valid UTF-8" in caplog.text
     assert len((tmp_path / "out" / "text").read_text().splitlines()) == record
+
+
+def test_empty_messages_and_files_are_refused(tokenizer, tmp_path):
+    record = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}
+    with pytest.raises(ValueError, match="^empty assistant message$"):
+        convert_record(record, tokenizer, K)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(InputError, match=f"^{tmp_path}/empty.jsonl: no records$"):
+        convert_file(tmp_path / "empty.jsonl", tokenizer, K, skip_bad=True)

@@ -103,6 +103,9 @@ def test_make_token_list_refuses_a_garbage_model_and_text_that_is_not_utf8(tmp_p
     argv = ["--bpemodel", garbage, "--codebook_size", "4", "--output", tmp_path / "tokens.txt"]
     assert error_line(capsys, make_token_list.main, "make_token_list", argv) == \
         f"make_token_list: error: {garbage}: not a SentencePiece model (it does not parse)"
+    garbage.write_bytes(b"")  # an empty model parses
+    assert error_line(capsys, make_token_list.main, "make_token_list", argv) == \
+        f"make_token_list: error: {garbage}: not a SentencePiece model (it has no pieces)"
     assert error_line(capsys, make_token_list.main, "make_token_list", argv[:1] + [tmp_path / "no.model"] + argv[2:]) == \
         f"make_token_list: error: {tmp_path}/no.model: SentencePiece model not found"
     (tmp_path / "corpus.txt").write_bytes(CORPUS.encode("utf-8") + "caf\u00e9 au lait\n".encode("latin-1"))

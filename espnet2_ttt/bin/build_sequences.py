@@ -57,10 +57,9 @@ from espnet2_ttt.sequence_builder import (
     write_sequence_file,
 )
 from espnet2_ttt.speech.io import parse_codes
-from espnet2_ttt.text_tokenizer import load_text_tokenizer
+from espnet2_ttt.text_tokenizer import load_text_tokenizer, load_token_list
 from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.table import read_entries, reading
-from espnet2_ttt.vocabulary import TtTVocabulary
 
 TEXT_FILE_TASKS = ("asr", "tts", "interleaved")
 Job = Tuple[str, str, Callable[[], List[str]]]  # (sequence id, where its input is: file:line, build function)
@@ -208,12 +207,12 @@ def main(cmd: Optional[List[str]] = None) -> None:
     if args.text is None and args.dialogues is None:
         raise InputError("give --text and/or --dialogues")
 
-    vocab = None
-    if args.token_list:
-        with reading(args.token_list):
-            vocab = TtTVocabulary.from_file(args.token_list)
+    vocab = load_token_list(args.token_list) if args.token_list else None
     codes = CodeTable(Path(args.codes), vocab.codebook_size if vocab else None) if args.codes else _no_codes
-    layout = SequenceLayout(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SequenceLayout)})
+    try:
+        layout = SequenceLayout(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SequenceLayout)})
+    except ValueError as e:  # --chunk_len / --span_len
+        raise InputError(str(e)) from None
     builder = SequenceBuilder(load_text_tokenizer(args.bpemodel), layout)
     jobs: List[Job] = []
     if args.text is not None:
