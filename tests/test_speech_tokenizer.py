@@ -462,3 +462,15 @@ def test_reruns_remove_what_killed_runs_left(tok_dir, tmp_path):
     speech_detokenize.main(["--tokenizer_dir", str(tok_dir), "--codes", str(tmp_path / "codes"),
                             "--output_dir", str(tmp_path / "detok")])
     assert sorted(p.name for p in wavs.iterdir()) == ["bad.wav", "good.wav"]
+
+
+@pytest.mark.parametrize("key, value", [("codebook_size", 0), ("n_mels", -4), ("frame_rate", "many"), ("hop_length", True)])
+def test_tokenizer_yaml_options_of_a_wrong_value_name_the_option(trained, tmp_path, key, value):
+    trained.save(tmp_path)
+    info = yaml.safe_load((tmp_path / "tokenizer.yaml").read_text())
+    info["speech_tokenizer_conf"][key] = value
+    (tmp_path / "tokenizer.yaml").write_text(yaml.safe_dump(info))
+    kind = "float" if key == "frame_rate" else "int"
+    with pytest.raises(InputError) as err:
+        load_speech_tokenizer(tmp_path)
+    assert str(err.value) == f"{tmp_path}/tokenizer.yaml: {key} must be a positive {kind}, got {value!r}"

@@ -39,6 +39,15 @@ def read_tokenizer_yaml(directory: PathLike) -> Tuple[str, Dict[str, Any]]:
     return info["speech_tokenizer"], conf
 
 
+def require_positive(kind: type, **values: Any) -> None:
+    """Each of ``values`` must be a positive ``kind`` (int; float also takes an int); else a
+    ValueError naming it (tokenizer.yaml's option, once :meth:`AbsSpeechTokenizer.load` adds the file)."""
+    for name, value in values.items():
+        number = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+        if not (number and 0 < value < float("inf")):
+            raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}")
+
+
 class AbsSpeechTokenizer(ABC):
     """Speech <-> codes int64 in ``[0, codebook_size)``, one code per ``1 / frame_rate`` seconds.
 

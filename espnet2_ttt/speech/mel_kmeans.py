@@ -30,7 +30,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance
+from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance, require_positive
 from espnet2_ttt.speech.io import resample
 from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.utils.table import atomic_path, reading
@@ -180,6 +180,10 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
         n_cepstra: int = 16,
         decoder_conf: Optional[Dict[str, Any]] = None,
     ):
+        require_positive(int, sample_rate=sample_rate, codebook_size=codebook_size, n_mels=n_mels, n_fft=n_fft,
+                         win_length=win_length, hop_length=hop_length, griffin_lim_iters=griffin_lim_iters,
+                         n_cepstra=n_cepstra)
+        require_positive(float, frame_rate=frame_rate)
         stack = sample_rate / (frame_rate * hop_length)
         if stack < 1 or abs(stack - round(stack)) > 1e-9:
             raise ValueError(

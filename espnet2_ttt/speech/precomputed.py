@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer
+from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, require_positive
 
 
 def import_function(spec: str) -> Callable:
@@ -41,8 +41,8 @@ class PrecomputedTokenizer(AbsSpeechTokenizer):
         decoder: Optional[str] = None,
         decoder_conf: Optional[Dict[str, Any]] = None,
     ):
-        if frame_rate <= 0 or codebook_size < 1:
-            raise ValueError(f"frame_rate must be > 0 and codebook_size >= 1, got {frame_rate}, {codebook_size}")
+        require_positive(int, codebook_size=codebook_size, sample_rate=sample_rate)
+        require_positive(float, frame_rate=frame_rate)
         super().__init__(dict(
             frame_rate=frame_rate, codebook_size=codebook_size, sample_rate=sample_rate,
             decoder=decoder, decoder_conf=dict(decoder_conf or {}),
