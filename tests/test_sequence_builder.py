@@ -402,3 +402,18 @@ def test_build_sequences_skips_text_the_tokenizer_cannot_represent(data_dir, cap
         out = run_build(data_dir, "--text", str(data_dir / "text"), "--tasks", "tts", "--tts_prompt", "")
     assert list(out) == ["tts-u1"]
     assert "skipped 1 of 2 sequences containing <unk>, e.g. ['tts-u2']" in caplog.text
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda t: t[:5] + [""] + t[5:], "6: a blank line, or blanks around the token ''"),
+    (lambda t: t[:5] + [t[5] + " "] + t[6:], "6: a blank line, or blanks around the token '{t5}'"),
+    (lambda t: t + [t[7]], "{n1}: token '{t7}' again (first on line 8)"),
+    (lambda t: [x for x in t if x != "<|audio_3|>"], "{a3}: <|audio_4|> where <|audio_3|> is expected (the codes "
+                                                       "<|audio_0|> .. <|audio_K-1|> are consecutive lines in order)"),
+])
+def test_token_list_faults_name_the_line(data_dir, capsys, edit, problem):
+    tokens = (data_dir / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    (data_dir / "tokens.txt").write_text("".join(t + "\n" for t in edit(tokens)), encoding="utf-8")
+    where = problem.format(t5=tokens[5], t7=tokens[7], n1=len(tokens) + 1, a3=tokens.index("<|audio_3|>") + 1)
+    assert build_error(capsys, data_dir, "--text", data_dir / "text", "--tasks", "asr") == \
+        f"build_sequences: error: {data_dir}/tokens.txt:{where}"
