@@ -220,7 +220,7 @@ def test_bad_setups(model_dir, inputs, tmp_path):
     config = yaml.safe_load((model_dir / "config.yaml").read_text())
     config["token_list"] = [t for t in config["token_list"] if not t.startswith("<|audio_")]
     (tmp_path / "no_audio.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match="cannot build a TtT model from .*no_audio.yaml: token_list has no audio tokens"):
+    with pytest.raises(ValueError, match="no_audio.yaml: cannot build a TtT model: token_list has no audio tokens"):
         TtTInference(tmp_path / "no_audio.yaml", model_dir / "valid.loss.best.pth")
 
 
@@ -317,7 +317,7 @@ def test_span_position_embeddings_from_the_training_config(model_dir, tmp_path):
     config = yaml.safe_load((model_dir / "config.yaml").read_text())
     config["backbone_conf"]["span_position_embeddings"] = 4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    weights = torch.load(model_dir / "valid.loss.best.pth", map_location="cpu")
+    weights = torch.load(model_dir / "valid.loss.best.pth", map_location="cpu", weights_only=True)
     weights["backbone.span_embed.weight"] = torch.zeros(5, config["backbone_conf"]["d_model"])
     torch.save(weights, tmp_path / "model.pth")
     zip_path = tmp_path / "model.zip"

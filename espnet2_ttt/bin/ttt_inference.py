@@ -126,10 +126,7 @@ class TtTInference:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         cpu_weight_layout = resolve_cpu_weight_layout(cpu_weight_layout)
-        try:
-            model, train_args = TtTTask.build_model_from_file(train_config, model_file, device)
-        except ValueError as e:
-            raise ValueError(f"cannot build a TtT model from {train_config}: {e}") from e
+        model, train_args = TtTTask.build_model_from_file(train_config, model_file, device)
         model.to(dtype=DTYPES[dtype]).eval()
         self.device = torch.device(device)
         if cpu_weight_layout == "input_major":

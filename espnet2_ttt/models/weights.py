@@ -1,0 +1,94 @@
+"""Model weight files (``*.pth`` state dicts): the one reader and the checks before loading.
+
+:func:`read_weights` loads with ``torch.load(weights_only=True)`` only, so a file holding any
+pickled Python object beyond tensors and plain containers (a ``__reduce__`` payload) is refused
+before anything of it runs.  :func:`load_weights` loads a file into a model strictly, refusing
+with an :class:`~espnet2_ttt.utils.cli.InputError` ``<file>: <key>: <what>``:
+
+* a file that cannot be read (truncated, not a PyTorch file) or is not a state dict;
+* a missing key, an extra key, a shape that differs from the model's;
+* a non-finite (NaN / inf) value, naming the first such tensor in the model's key order;
+* tensors the model ties (one parameter under several names: the output layer and the input
+  embedding with ``tie_embeddings`` / ``tie_word_embeddings``) that differ in the file: loading
+  would silently keep only the last of them.
+"""
+import pickle
+import re
+from pathlib import Path
+from typing import Dict, List, Union
+
+import torch
+import torch.nn as nn
+
+from espnet2_ttt.utils.cli import InputError
+
+PathLike = Union[str, Path]
+
+
+def read_weights(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Dict[str, torch.Tensor]:
+    """The state dict in ``path`` (a DeepSpeed ``{"module": ...}`` file unwrapped), weights only."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError as e:
+        raise InputError(f"{path}: is a directory, not a weights file") from e
+    except Exception as e:  # torch reports a bad file as RuntimeError, OSError, UnpicklingError, EOFError...
+        reason = _torch_reason(e)
+        if re.search(r"\bGLOBAL\b", str(e), re.IGNORECASE):
+            raise InputError(f"{path}: refused: it holds pickled Python objects, not only tensors (loading them "
+                             f"could run code): {reason}") from None
+        raise InputError(f"{path}: cannot be read as PyTorch weights (truncated or corrupt?): {reason}") from None
+    if isinstance(state, dict) and set(state) == {"module"}:
+        state = state["module"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InputError(f"{path}: not a model state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def _torch_reason(error: Exception) -> str:
+    """The informative line of a torch.load error, first sentence only."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # not "[Errno 22] ..."
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and not line.startswith(("Check the documentation", "Please file an issue"))]
+    line = (lines[-1] if isinstance(error, pickle.UnpicklingError) else lines[0]) if lines else ""
+    return re.split(r"(?<=\.) ", line, maxsplit=1)[0] or type(error).__name__
+
+
+def load_weights(model: nn.Module, path: PathLike, map_location: Union[str, torch.device] = "cpu") -> None:
+    """Load weights file ``path`` into ``model`` after the checks of the module docstring."""
+    state = read_weights(path, map_location)
+    expected = model.state_dict(keep_vars=True)
+    for key in expected:
+        if key not in state:
+            raise InputError(f"{path}: {key}: missing (the model has it; {_count(expected, state)} missing in all)")
+    for key, value in state.items():
+        if key not in expected:
+            raise InputError(f"{path}: {key}: not in the model ({_count(state, expected)} unknown keys in all)")
+        if value.shape != expected[key].shape:
+            raise InputError(f"{path}: {key}: shape {list(value.shape)} in the file, "
+                             f"{list(expected[key].shape)} in the model")
+    for key in expected:
+        value = state[key]
+        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise InputError(f"{path}: {key}: {bad} of {value.numel()} values are NaN or inf")
+    for names in tied_names(model):
+        for name in names[1:]:
+            if not torch.equal(state[name], state[names[0]]):
+                raise InputError(f"{path}: {name}: differs from {names[0]}, which the model ties it to "
+                                 f"(one tensor under both names)")
+    model.load_state_dict(state, strict=True)
+
+
+def _count(have: Dict[str, object], other: Dict[str, object]) -> int:
+    return sum(k not in other for k in have)
+
+
+def tied_names(model: nn.Module) -> List[List[str]]:
+    """The state-dict names that share one tensor, per tensor with several names (model order)."""
+    groups: Dict[int, List[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(tensor), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
