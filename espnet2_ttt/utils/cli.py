@@ -1,10 +1,12 @@
 """The command-line convention of every espnet2_ttt tool: one error type for bad input, one way to report it.
 
-**User errors.** :class:`InputError` (a ``ValueError``) is bad input: a malformed file, line,
-record or key, or options that cannot work together.  Its message says where, then what::
+**User errors.** :class:`InputError` (a ``ValueError``; ``utils.table.TableError`` is one) is
+bad input: a malformed file, line, record or key, or options that cannot work together.  Its
+message says where, then what::
 
-    <file>:<line>: <what is wrong>          data/train/text:12: not valid UTF-8 (byte 0xff at column 7)
-    <file>: <key>: <what is wrong>          exp/tok/codebook.pt: cannot be read (truncated or not a PyTorch file)
+    <file>:<line>: <what is wrong>       data/train/text:12: not valid UTF-8 (byte 0xff at column 7)
+    <file>: <key>: <what is wrong>       /data/a.wav: utterance 'a': truncated (its header declares ...)
+                                         data/official.json: record 4: empty assistant message
 
 Library functions and every entry point's ``main(argv)`` raise it, so in-process callers (tests,
 the fault-injection harness) see the type and the message.  The command line turns it into one
