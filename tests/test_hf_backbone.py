@@ -317,13 +317,33 @@ def test_packed_model_needs_no_pretrained_directory(trained, qwen_dir, tmp_path)
     hidden = qwen_dir.with_name(qwen_dir.name + "_hidden")
     qwen_dir.rename(hidden)  # model and tokenizer must come from the archive
     try:
-        ttt = TtTInference.from_pretrained(str(packed), cachedir=str(tmp_path / "zoo"), max_new_tokens=20,
+        ttt = TtTInference.from_pretrained(str(packed), cache_dir=str(tmp_path / "zoo"), max_new_tokens=20,
                                            block_length=8, steps_per_block=2, max_span_length=16)
         assert Path(ttt.bpemodel).name == "text_tokenizer" and Path(ttt.bpemodel).is_dir()
         out = ttt("tts", "hello there")
     finally:
         hidden.rename(qwen_dir)
     assert out.tokens
+
+
+def test_tied_output_rows_that_differ_are_refused(trained, tmp_path):
+    """The tiny Qwen2 ties lm_head to embed_tokens (tie_word_embeddings): a weights file whose two
+    copies differ is refused naming both keys, not loaded with the last one silently winning."""
+    from espnet2_ttt.models.weights import tied_names
+    from espnet2_ttt.utils.cli import InputError
+
+    model, _ = TtTTask.build_model_from_file(trained / "config.yaml", trained / "valid.acc.ave.pth")
+    [[embed, head]] = tied_names(model)
+    assert (embed, head) == ("backbone.model.model.embed_tokens.weight", "backbone.model.lm_head.weight")
+    state = torch.load(trained / "valid.acc.ave.pth", weights_only=True)
+    assert torch.equal(state[embed], state[head])
+    state[head] = state[head].clone()
+    state[head][5, 0] += 1.0
+    torch.save(state, tmp_path / "untied.pth")
+    with pytest.raises(InputError) as e:
+        TtTTask.build_model_from_file(trained / "config.yaml", tmp_path / "untied.pth")
+    assert str(e.value) == (f"{tmp_path / 'untied.pth'}: {head}: differs from {embed}, which the model ties it to "
+                            f"(one tensor under both names)")
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(qwen_dir, vocab):

@@ -11,6 +11,7 @@ from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.models.cpu_layout import default_cpu_weight_layout
 from espnet2_ttt.sequence_builder import SequenceLayout
 from espnet2_ttt.speech import PrecomputedTokenizer
+from espnet2_ttt.utils.cli import InputError
 
 from espnet2_ttt.inference import DecodeConfig, Forcing
 
@@ -122,14 +123,13 @@ def test_text_input_tts_mode_and_waveforms(model_dir, inputs, tmp_path):
     assert read_kaldi(tmp_path / "no_wav" / "audio_codes") == codes
 
 
-@pytest.mark.filterwarnings("ignore:Expanding a local model")
 def test_packed_model_from_pretrained(model_dir, tmp_path):
     from espnet2.main_funcs.pack_funcs import pack
 
     zip_path = tmp_path / "model.zip"
     pack(files={"ttt_model_file": str(model_dir / "valid.loss.best.pth")},
          yaml_files={"ttt_train_config": str(model_dir / "config.yaml")}, option=[], outpath=str(zip_path))
-    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), **DECODE)
+    packed = TtTInference.from_pretrained(str(zip_path), cache_dir=str(tmp_path / "cache"), **DECODE)
     direct = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
     assert packed("asr", None, CODES["u1"], seed=3).tokens == direct("asr", None, CODES["u1"], seed=3).tokens
 
@@ -175,21 +175,22 @@ def test_streaming_api_time_to_first_audio(model_dir):
 def test_a_bad_utterance_fails_the_job_without_partial_outputs(model_dir, inputs, tmp_path):
     bad = tmp_path / "codes"
     bad.write_text("a1 1 2\na2 3 16\na3 4\n")  # 16 is outside the 16-code codebook
-    with pytest.raises(ValueError, match="utterance a2: audio code 16 is out of range"):
+    with pytest.raises(InputError, match=r"codes:2: utterance 'a2': code 16 is out of range \[0, 16\)"):
         ttt_inference(["--train_config", str(model_dir / "config.yaml"),
                        "--model_file", str(model_dir / "valid.loss.best.pth"),
                        "--data_path_and_name_and_type", f"{bad},speech_codes,text_int",
                        "--output_dir", str(tmp_path / "out"), *DECODE_ARGS])
-    assert list((tmp_path / "out").iterdir()) == []  # a1 was decoded, but nothing is left behind
+    assert not (tmp_path / "out").exists()  # refused before decoding: nothing is written
 
 
 @pytest.mark.parametrize("content, message", [
-    ("e1 " + " ".join(["1"] * 130) + "\n", "utterance e1: prompt of 140 tokens leaves no room: the model's max length is 128"),
-    ("e1 x 2\n", "utterance 'e1': codes must be integers"),
+    ("e1 " + " ".join(["1"] * 130) + "\n",
+     "codes: utterance 'e1': prompt of 140 tokens leaves no room: the model's max length is 128"),
+    ("e1 x 2\n", "codes:1: utterance 'e1': codes must be integers"),
 ])
 def test_bad_prompts_name_the_utterance(model_dir, tmp_path, content, message):
     (tmp_path / "codes").write_text(content)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         ttt_inference(["--train_config", str(model_dir / "config.yaml"),
                        "--model_file", str(model_dir / "valid.loss.best.pth"),
                        "--data_path_and_name_and_type", f"{tmp_path / 'codes'},speech_codes,text",
@@ -210,17 +211,17 @@ def test_bad_setups(model_dir, inputs, tmp_path):
     with pytest.raises(ValueError, match="raw text but no SentencePiece model"):
         run_cli(model_dir, inputs, tmp_path / "o", "--data_path_and_name_and_type", f"{inputs / 'text'},text,text")
     (tmp_path / "empty").write_text("u1\n")  # empty prompt text
-    with pytest.raises(ValueError, match="utterance u1: mode 'tts' needs user text"):
+    with pytest.raises(InputError, match="empty: utterance 'u1': mode 'tts' needs user text"):
         run_cli(model_dir, inputs, tmp_path / "o", "--mode", "tts", "--text_is_pieces", "true",
                 "--data_path_and_name_and_type", f"{tmp_path / 'empty'},text,text", key_file=tmp_path / "empty")
     (tmp_path / "keys").write_text("u1\nnope\n")
-    with pytest.raises(ValueError, match="utterance nope: not found"):
+    with pytest.raises(InputError, match=f"keys:2: utterance 'nope': not in the input {inputs / 'codes'}"):
         run_cli(model_dir, inputs, tmp_path / "o", key_file=tmp_path / "keys")
     # a model whose token list has no audio tokens
     config = yaml.safe_load((model_dir / "config.yaml").read_text())
     config["token_list"] = [t for t in config["token_list"] if not t.startswith("<|audio_")]
     (tmp_path / "no_audio.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match="no_audio.yaml: cannot build a TtT model: token_list has no audio tokens"):
+    with pytest.raises(InputError, match="no_audio.yaml: cannot build a TtT model: token_list has no audio tokens"):
         TtTInference(tmp_path / "no_audio.yaml", model_dir / "valid.loss.best.pth")
 
 
@@ -248,7 +249,7 @@ def test_packed_decode_options_are_the_model_defaults(model_dir, tmp_path):
     zip_path = tmp_path / "model.zip"
     pack_ttt(str(model_dir / "config.yaml"), str(model_dir / "valid.loss.best.pth"), str(zip_path),
              inference_config=str(tmp_path / "decode.yaml"), inference_args=["--layout_span_len", "5"])
-    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), max_new_tokens=30)
+    packed = TtTInference.from_pretrained(str(zip_path), cache_dir=str(tmp_path / "cache"), max_new_tokens=30)
     conf = packed.decoder.config
     assert (conf.block_length, conf.steps_per_block, conf.max_new_tokens) == (8, 2, 30)
     assert packed.forcing_options.layout_span_len == 5
@@ -306,7 +307,6 @@ def test_an_ar_objective_training_config_decodes_spans_one_code_per_forward(mode
 
 
 
-@pytest.mark.filterwarnings("ignore:Expanding a local model")
 def test_span_position_embeddings_from_the_training_config(model_dir, tmp_path):
     """backbone_conf.span_position_embeddings in the training config builds the table; with the
     trained weights and a zero table, the API and the packed model decode what the model without
@@ -325,7 +325,7 @@ def test_span_position_embeddings_from_the_training_config(model_dir, tmp_path):
          yaml_files={"ttt_train_config": str(tmp_path / "config.yaml")}, option=[], outpath=str(zip_path))
     plain = TtTInference(model_dir / "config.yaml", model_dir / "valid.loss.best.pth", **DECODE)
     api = TtTInference(tmp_path / "config.yaml", tmp_path / "model.pth", **DECODE)
-    packed = TtTInference.from_pretrained(str(zip_path), cachedir=str(tmp_path / "cache"), **DECODE)
+    packed = TtTInference.from_pretrained(str(zip_path), cache_dir=str(tmp_path / "cache"), **DECODE)
     assert api.decoder.backbone.span_embed.num_embeddings == 5
     for mode, codes in (("chat", CODES["u3"]), ("asr", CODES["u1"])):
         expected = plain(mode, None, codes, seed=1)

@@ -96,7 +96,7 @@ def test_packed_model_unpacks_and_decodes_offline(recipe):
 
     unpacked = ModelDownloader(cachedir=str(work / "zoo")).download_and_unpack(str(packed))
     assert {"ttt_train_config", "ttt_model_file", "bpemodel", "speech_tokenizer_dir"} <= set(unpacked)
-    ttt = TtTInference.from_pretrained(str(packed), cachedir=str(work / "zoo"), max_new_tokens=20,
+    ttt = TtTInference.from_pretrained(str(packed), cache_dir=str(work / "zoo"), max_new_tokens=20,
                                        block_length=16, diffusion_steps=8, max_span_length=32)
     out = ttt("tts", "hello there")
     assert out.tokens and all(0 <= c < 64 for c in out.audio_codes)

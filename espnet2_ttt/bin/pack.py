@@ -14,16 +14,20 @@ Files are stored under fixed names in ``ttt/`` wherever they came from, and the 
 ``--inference_config`` + ``--inference_args`` set, resolved as ``ttt_inference`` reads them, so
 the archive holds the options the model was evaluated with), ``bpemodel`` (``ttt/bpe.model``, or
 ``ttt/text_tokenizer/`` for a pretrained backbone's tokenizer directory), ``speech_tokenizer_dir``.
-A pretrained (``hf_causal_lm``) backbone needs no further file: config.yaml holds its ``hf_config``.  The archive is written to a
-temporary name and renamed; the upload folder is pushed only when ``--hf_repo`` is given.
+A pretrained (``hf_causal_lm``) backbone needs no further file: config.yaml holds its ``hf_config``.
+
+Before anything is written, the model is loaded as ``ttt_inference`` loads it
+(``TtTTask.build_model_from_file``: a config or weights file it refuses is an error naming it).
+The files are staged, and the archive is written, in a temporary directory beside ``--outpath``
+(``.<stem>.tmp<pid><suffix>``); the archive is renamed into place, and the staging directory
+is removed whatever happens; one left by a killed run goes with the next run.  The upload
+folder is built the same way and pushed only when ``--hf_repo`` is given.
 """
 import argparse
 import logging
 import os
 import shlex
 import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -31,6 +35,10 @@ import yaml
 from espnet2.main_funcs.pack_funcs import pack
 
 from espnet2_ttt.bin.ttt_inference import decode_options
+from espnet2_ttt.tasks.ttt import TtTTask
+from espnet2_ttt.utils.archive import extract_archive
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import remove_stale_temps, temp_sibling
 
 MODEL_CARD = """---
 tags:
@@ -84,10 +92,10 @@ def pack_ttt(
     options=(),
     inference_args: Sequence[str] = (),
 ) -> None:
-    """Stage every file under a fixed name in ``ttt/`` (the training config rewritten to
-    point at them), pack from there, and rename the archive into place."""
-    with open(train_config, encoding="utf-8") as f:
-        config = yaml.safe_load(f)
+    """Check that the model loads, stage every file under a fixed name in ``ttt/`` (the
+    training config rewritten to point at them), pack from there, and rename the archive into
+    place (module docstring)."""
+    config = dict(vars(TtTTask.build_model_from_file(train_config, model_file)[1]))  # as the model was built
     text_tokenizer = bpemodel or config.get("bpemodel")  # a SentencePiece model or a Hugging Face tokenizer dir
     sources = {
         "ttt_model_file": (model_file, "ttt/model.pth"),
@@ -99,10 +107,12 @@ def pack_ttt(
     files = [p for p, _ in sources.values()] + list(options) + ([inference_config] if inference_config else [])
     missing = [p for p in files if not os.path.exists(p)]
     if missing:
-        raise FileNotFoundError(f"cannot pack, missing: {missing}")
-    outpath = os.path.abspath(outpath)
-    tmp_out = str(Path(outpath).with_name(Path(outpath).stem + f".tmp{os.getpid()}" + Path(outpath).suffix))
-    with tempfile.TemporaryDirectory() as stage:
+        raise InputError(f"{missing[0]}: not found: cannot pack ({len(missing)} missing in all)")
+    out = Path(outpath).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out.parent, {out.name})
+    stage = str(temp_sibling(out))
+    try:
         for key, (src, name) in sources.items():
             dst = os.path.join(stage, name)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -125,29 +135,40 @@ def pack_ttt(
                 files={k: name for k, (_, name) in sources.items()},
                 yaml_files=yaml_files,
                 option=[os.path.join("ttt", os.path.basename(o)) for o in options],
-                outpath=tmp_out,
+                outpath=out.name,
             )
         finally:
             os.chdir(cwd)
-    os.replace(tmp_out, outpath)
+        os.replace(os.path.join(stage, out.name), out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def make_hf_folder(packed: str, hf_dir: str, train_config: str, results: Optional[str], run_args: str,
                    repo_or_zip: str) -> None:
-    """Unzip the packed model into ``hf_dir`` (meta.yaml at its root) and write the model card."""
-    tmp = Path(hf_dir).with_name(Path(hf_dir).name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with zipfile.ZipFile(packed) as z:
-        z.extractall(tmp)
-    card = MODEL_CARD.format(
-        repo_or_zip=repo_or_zip,
-        run_args=run_args or "./run.sh",
-        results=Path(results).read_text(encoding="utf-8") if results and os.path.exists(results) else "",
-        config=Path(train_config).read_text(encoding="utf-8"),
-    )
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(hf_dir, ignore_errors=True)
-    os.replace(tmp, hf_dir)
+    """Unpack the packed model into ``hf_dir`` (meta.yaml at its root) and write the model card;
+    built beside it and renamed into place (module docstring)."""
+    final = Path(hf_dir).absolute()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final.parent, {final.name})
+    tmp = temp_sibling(final)
+    try:
+        tmp.mkdir()
+        extract_archive(packed, tmp)
+        card = MODEL_CARD.format(
+            repo_or_zip=repo_or_zip,
+            run_args=run_args or "./run.sh",
+            results=Path(results).read_text(encoding="utf-8") if results and os.path.exists(results) else "",
+            config=Path(train_config).read_text(encoding="utf-8"),
+        )
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        old = temp_sibling(final, "old")
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(cmd=None):
@@ -185,4 +206,4 @@ def main(cmd=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "pack")

@@ -10,7 +10,13 @@ strings), ``text`` (decoded text), ``token`` (every generated token string), ``a
 (``utt_id c1 c2 ...``) and, with
 a speech tokenizer and ``--write_wav true`` (the default), ``wav.scp`` + ``wav/<utt_id>.wav``
 (each wav is itself written atomically; the wavs of a failed job's finished utterances stay,
-unlisted).
+unlisted).  A failing job removes its temporaries; a killed one leaves them, and the next job
+writing the same outputs removes them.  Bad input (an empty or unknown key, a code out of
+range, a model file that does not load, ...) is one line ``ttt_inference: error: <file>: ...``.
+
+The model is ``--train_config`` + ``--model_file``, or ``--model_tag``: a packed archive or a
+Hugging Face repo id, checked and unpacked into ``--model_cache_dir``
+(:mod:`espnet2_ttt.utils.archive`).
 
 Every utterance decodes with its own generator seeded from ``(--seed, utt_id)``, so the
 output does not depend on how a key file is split into parallel jobs.  Prompts and forced answers
@@ -23,7 +29,6 @@ import argparse
 import contextlib
 import dataclasses
 import logging
-import sys
 import zlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Union
@@ -32,8 +37,6 @@ import numpy as np
 import soundfile
 import torch
 import yaml
-from espnet.utils.cli_utils import get_commandline_args
-from espnet2.fileio.read_text import read_2columns_text
 from espnet2.utils import config_argparse
 from espnet2.utils.types import int_or_none, str2bool, str2triple_str, str_or_none
 
@@ -42,8 +45,11 @@ from espnet2_ttt.inference.decoder import CFG_UNCOND_INPUTS
 from espnet2_ttt.inference.prompts import MODES, build_prompt, mode_text
 from espnet2_ttt.models.cpu_layout import CPU_WEIGHT_LAYOUTS, relayout_linear_weights_for_cpu, resolve_cpu_weight_layout
 from espnet2_ttt.sequence_builder import SequenceLayout, spoken_text_layout
+from espnet2_ttt.speech.abs_tokenizer import read_tokenizer_yaml
 from espnet2_ttt.speech.io import read_codes
-from espnet2_ttt.utils.table import atomic_path
+from espnet2_ttt.utils.archive import unpack_model
+from espnet2_ttt.utils.cli import InputError, run
+from espnet2_ttt.utils.table import atomic_path, read_entries, read_utf8_text, reading, remove_stale_temps
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 INPUT_NAMES = {"speech_codes": ("text_int", "text"), "text": ("text",)}
@@ -75,6 +81,7 @@ class ForcingOptions:
 
 
 DECODE_OPTIONS = (DecodeConfig, ForcingOptions)  # the decode options of the CLI, decode.yaml and TtTInference
+OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}  # by field type
 
 
 @dataclasses.dataclass
@@ -135,36 +142,44 @@ class TtTInference:
         forcing_names = {f.name for f in dataclasses.fields(ForcingOptions)}
         self.forcing_options = opts = ForcingOptions(**{k: v for k, v in decode_conf.items() if k in forcing_names})
         decode_conf = {k: v for k, v in decode_conf.items() if k not in forcing_names}
-        layout = SequenceLayout.from_dict(getattr(train_args, "sequence_layout", None), f"{train_config}: sequence_layout")
+        with reading(train_config):
+            layout = SequenceLayout.from_dict(getattr(train_args, "sequence_layout", None), "sequence_layout")
         overrides = {"chunk_len": opts.layout_chunk_len, "span_len": opts.layout_span_len}
         self.layout = dataclasses.replace(layout, **{k: v for k, v in overrides.items() if v is not None})
-        self.decoder = TtTDecoder(model.backbone, model.vocab, DecodeConfig(**decode_conf),
-                                  audio_objective=model.audio_objective)
+        with reading("decode options"):
+            config = DecodeConfig(**decode_conf)
+        self.decoder = TtTDecoder(model.backbone, model.vocab, config, audio_objective=model.audio_objective)
         self.bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
         self.speech_tokenizer_dir = speech_tokenizer_dir or getattr(train_args, "speech_tokenizer_dir", None)
         self.chat_template = getattr(train_args, "chat_template", "ttt")
         self._text_tokenizer = self._speech_tokenizer = None
 
     @classmethod
-    def from_pretrained(cls, model_tag: str, cachedir: Optional[str] = None, **kwargs) -> "TtTInference":
-        """A packed model (zip/tar path) or a model tag, unpacked by espnet_model_zoo.
+    def from_pretrained(cls, model_tag: str, cache_dir: Optional[str] = None, **kwargs) -> "TtTInference":
+        """A packed model (zip or tar path) or a Hugging Face repo id ``owner/name[@revision]``,
+        checked and unpacked into ``cache_dir`` (default: ``<user cache>/models``, reused when
+        already there) by :func:`espnet2_ttt.utils.archive.unpack_model`.
 
         The archive's meta.yaml keys: ``ttt_train_config``, ``ttt_model_file`` and optionally
         ``speech_tokenizer_dir``, ``bpemodel`` and ``ttt_inference_config`` (the decode options
-        the model was evaluated with: defaults here, ``kwargs`` win).
+        the model was evaluated with: defaults here, ``kwargs`` win).  A packed speech tokenizer
+        that names an external decoder function (``precomputed``'s ``decoder``) is refused: using
+        it would import and run code the archive chose; pass ``speech_tokenizer_dir`` instead.
         """
-        from espnet_model_zoo.downloader import ModelDownloader
-
-        files = ModelDownloader(cachedir).download_and_unpack(model_tag)
+        files = unpack_model(model_tag, cache_dir)
         missing = [k for k in ("ttt_train_config", "ttt_model_file") if k not in files]
         if missing:
-            raise ValueError(f"{model_tag}: packed model lacks {missing} (has {sorted(files)})")
-        for key in ("speech_tokenizer_dir", "bpemodel"):  # directories: unpack does not rewrite them in the yaml
+            raise InputError(f"{model_tag}: meta.yaml: packed model lacks {missing} (has {sorted(files)})")
+        if kwargs.get("speech_tokenizer_dir") is None and files.get("speech_tokenizer_dir"):
+            decoder = read_tokenizer_yaml(files["speech_tokenizer_dir"])[1].get("decoder")
+            if decoder:
+                raise InputError(f"{model_tag}: its speech tokenizer names the external decoder {decoder!r}, which "
+                                 f"decoding would import and run: give speech_tokenizer_dir to use one deliberately")
+        for key in ("speech_tokenizer_dir", "bpemodel"):
             if kwargs.get(key) is None:
                 kwargs[key] = files.get(key)
         if "ttt_inference_config" in files:
-            with open(files["ttt_inference_config"], encoding="utf-8") as f:
-                kwargs = {**(yaml.safe_load(f) or {}), **kwargs}
+            kwargs = {**read_decode_yaml(files["ttt_inference_config"]), **kwargs}
         return cls(files["ttt_train_config"], files["ttt_model_file"], **kwargs)
 
     # ------------------------------------------------------------------ tokenizers (lazy)
@@ -275,24 +290,51 @@ def utterance_seed(seed: int, utt_id: str) -> int:
     return zlib.crc32(f"{seed} {utt_id}".encode("utf-8"))
 
 
-def read_inputs(data_path_and_name_and_type, key_file: Optional[str]) -> Dict[str, Dict[str, object]]:
-    """{utt_id: {"speech_codes": np.ndarray, "text": str}} in key-file (or first-file) order."""
+def read_inputs(
+    data_path_and_name_and_type, key_file: Optional[str], codebook_size: Optional[int] = None,
+) -> Dict[str, Dict[str, object]]:
+    """{utt_id: {"speech_codes": np.ndarray, "text": str}} in key-file (or first-file) order.
+
+    Inputs are checked whole before decoding (codes in [0, ``codebook_size``): :func:`read_codes`;
+    text and key file: :func:`read_entries`).  No utterance to decode (an empty key file or input),
+    or a key missing from an input, is an InputError naming the file and line.
+    """
     tables = {}
     for path, name, kind in data_path_and_name_and_type:
         if name not in INPUT_NAMES or kind not in INPUT_NAMES[name]:
-            raise ValueError(f"{path}: input must be one of {INPUT_NAMES} (name: allowed types), got {name},{kind}")
-        tables[name] = dict(read_codes(path)) if name == "speech_codes" else read_2columns_text(path)
-    order = list(next(iter(tables.values())))
-    if key_file is not None:
-        with open(key_file, encoding="utf-8") as f:
-            order = [line.split(maxsplit=1)[0] for line in f if line.strip()]
+            raise InputError(f"{path}: input must be one of {INPUT_NAMES} (name: allowed types), got {name},{kind}")
+        tables[path] = name, (dict(read_codes(path, codebook_size)) if name == "speech_codes"
+                              else {e.key: e.value for e in read_entries(path, need_value=False)})
+    first = next(iter(tables))
+    if key_file is None:
+        order = [(utt, f"{first}: utterance '{utt}'") for utt in tables[first][1]]
+    else:
+        order = [(e.key, f"{key_file}:{e.line}: utterance '{e.key}'") for e in read_entries(key_file, need_value=False)]
     inputs = {}
-    for utt in order:
-        missing = [name for name, table in tables.items() if utt not in table]
+    for utt, where in order:
+        missing = [path for path, (_, table) in tables.items() if utt not in table]
         if missing:
-            raise ValueError(f"utterance {utt}: not found in the {missing} input(s)")
-        inputs[utt] = {name: table[utt] for name, table in tables.items()}
+            raise InputError(f"{where}: not in the input {missing[0]}")
+        inputs[utt] = {name: table[utt] for name, table in tables.values()}
     return inputs
+
+
+def read_decode_yaml(path: Union[str, Path]) -> Dict[str, object]:
+    """The decode options (:data:`DECODE_OPTIONS`) of a decode yaml (``pack``'s ``decode.yaml``),
+    each value read by its command-line type; anything else is an InputError naming the file."""
+    with reading(path, (ValueError, yaml.YAMLError)):
+        options = yaml.safe_load(read_utf8_text(path)) or {}
+    if not isinstance(options, dict):
+        raise InputError(f"{path}: not a mapping of decode options")
+    fields = {f.name: f for f in decode_option_fields()}
+    unknown = sorted(str(k) for k in options if k not in fields)
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}: not a decode option ({len(unknown)} unknown in all)")
+    values = {}
+    for name, value in options.items():
+        with reading(f"{path}: {name}"):
+            values[name] = OPTION_TYPES[fields[name].type](str(value))
+    return values
 
 
 def inference(
@@ -302,6 +344,7 @@ def inference(
     train_config: Optional[str],
     model_file: Optional[str],
     model_tag: Optional[str],
+    model_cache_dir: Optional[str],
     mode: str,
     ngpu: int,
     seed: int,
@@ -314,25 +357,28 @@ def inference(
     write_wav: bool,
     **decode_conf,
 ) -> None:
+    """Decode every utterance of the inputs into ``output_dir`` (module docstring)."""
     if batch_size != 1:
-        raise NotImplementedError("batch decoding is not implemented: use --batch_size 1")
+        raise InputError("--batch_size: batch decoding is not implemented: use --batch_size 1")
     if ngpu > 1:
-        raise NotImplementedError("one GPU per job: split the key file for more")
+        raise InputError("--ngpu: one GPU per job: split the key file for more")
     decode_conf = {k: v for k, v in decode_conf.items() if v is not None}  # unset: the model's / DecodeConfig's
     common = dict(device="cuda" if ngpu == 1 else "cpu", dtype=dtype, cpu_weight_layout=cpu_weight_layout,
                   bpemodel=bpemodel, speech_tokenizer_dir=speech_tokenizer_dir, **decode_conf)
     if model_tag is not None:
-        ttt = TtTInference.from_pretrained(model_tag, **common)
+        ttt = TtTInference.from_pretrained(model_tag, model_cache_dir, **common)
     elif train_config is None or model_file is None:
-        raise ValueError("give --train_config and --model_file, or --model_tag")
+        raise InputError("--model_tag: give --train_config and --model_file, or --model_tag")
     else:
         ttt = TtTInference(train_config, model_file, **common)
-    inputs = read_inputs(data_path_and_name_and_type, key_file)
-    has_text = any(name == "text" for _, name, _ in data_path_and_name_and_type)
-    if has_text and not text_is_pieces and ttt.bpemodel is None:
-        raise ValueError("the text input is raw text but no SentencePiece model is known: "
+    inputs = read_inputs(data_path_and_name_and_type, key_file, ttt.vocab.codebook_size)
+    text_inputs = [path for path, name, _ in data_path_and_name_and_type if name == "text"]
+    if text_inputs and not text_is_pieces and ttt.bpemodel is None:
+        raise InputError(f"{text_inputs[0]}: raw text but no SentencePiece model is known: "
                          "give --bpemodel, or --text_is_pieces true for space-separated pieces")
+    sources = ", ".join(path for path, _, _ in data_path_and_name_and_type)  # named by an utterance's error
     out = Path(output_dir)
+    remove_stale_temps(out / "wav")  # once here, not per wav
     with contextlib.ExitStack() as stack:  # every file appears only if the whole job succeeds
         def open_atomic(name):
             f = stack.enter_context(atomic_path(out / name)).open("w", encoding="utf-8")
@@ -345,7 +391,8 @@ def inference(
             text = data.get("text")
             if text is not None and text_is_pieces:
                 text = text.split()
-            o = ttt(mode, text, data.get("speech_codes"), utterance_seed(seed, utt), f"utterance {utt}", write_wav)
+            with reading(sources):  # a prompt the model cannot take: too long, unknown pieces, no text
+                o = ttt(mode, text, data.get("speech_codes"), utterance_seed(seed, utt), f"utterance '{utt}'", write_wav)
             r = o.result
             logging.info(
                 f"{utt}: {len(r.token_ids)} tokens, {len(r.spans)} spans, {len(o.audio_codes)} codes, "
@@ -357,7 +404,7 @@ def inference(
             files["audio_codes"].write(f"{utt} {' '.join(map(str, o.audio_codes))}\n")
             if wav_scp is not None and o.wav is not None:
                 wav_path = out / "wav" / f"{utt}.wav"
-                with atomic_path(wav_path) as tmp:
+                with atomic_path(wav_path, sweep=False) as tmp:
                     soundfile.write(tmp, o.wav, o.sample_rate)
                 wav_scp.write(f"{utt} {wav_path}\n")
 
@@ -397,7 +444,12 @@ def get_parser() -> config_argparse.ArgumentParser:
     group = parser.add_argument_group("The model configuration related")
     group.add_argument("--train_config", type=str_or_none)
     group.add_argument("--model_file", type=str_or_none)
-    group.add_argument("--model_tag", type=str_or_none, help="packed model or tag (overrides the two above)")
+    group.add_argument("--model_tag", type=str_or_none,
+                       help="packed model (zip or tar) or Hugging Face repo id owner/name[@revision] (overrides "
+                            "the two above)")
+    group.add_argument("--model_cache_dir", type=str_or_none,
+                       help="where --model_tag is unpacked (default: $XDG_CACHE_HOME/espnet2_ttt/models, "
+                            "else ~/.cache/espnet2_ttt/models)")
     group.add_argument("--bpemodel", type=str_or_none, help="default: the training config's")
     group.add_argument("--speech_tokenizer_dir", type=str_or_none, help="default: the training config's")
     group.add_argument("--write_wav", type=str2bool, default=True,
@@ -407,8 +459,7 @@ def get_parser() -> config_argparse.ArgumentParser:
     choices = {"remasking": ("low_confidence", "random"), "cfg_uncond": CFG_UNCOND_INPUTS}
     for options in DECODE_OPTIONS:
         for f in dataclasses.fields(options):
-            kind = {"int": int, "float": float, "str": str, "bool": str2bool, "Optional[int]": int_or_none}[f.type]
-            group.add_argument(f"--{f.name}", type=kind, default=None, choices=choices.get(f.name),
+            group.add_argument(f"--{f.name}", type=OPTION_TYPES[f.type], default=None, choices=choices.get(f.name),
                                help=f.metadata.get("help", f"{options.__name__} default: {f.default}"))
     return parser
 
@@ -428,7 +479,6 @@ def decode_options(config: Optional[str] = None, args: Sequence[str] = ()) -> Di
 
 
 def main(cmd=None):
-    print(get_commandline_args(), file=sys.stderr)
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
     logging.basicConfig(level=kwargs.pop("log_level"),
@@ -438,4 +488,4 @@ def main(cmd=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "ttt_inference")
