@@ -393,8 +393,8 @@ def test_truncated_or_foreign_tokenizer_state_names_the_file(trained, tmp_path, 
     scp = write_scp(tmp_path, lambda path: soundfile.write(str(path), synth(1.0), SR))
     argv = ["--tokenizer_dir", tmp_path / "tok", "--wav_scp", scp, "--output", tmp_path / "codes"]
     line = error_line(capsys, speech_tokenize.main, "speech_tokenize", argv)
-    assert line.startswith(f"speech_tokenize: error: {codebook}: cannot be loaded (cut short, corrupt, or not "
-                           "weights saved by torch.save): ")  # then torch's words, which vary with the cut
+    assert line.startswith(f"speech_tokenize: error: {codebook}: cannot be read as PyTorch weights (truncated or "
+                           "corrupt?): ")  # then torch's words, which vary with the cut
 
     class Payload:  # a pickle that would run code: refused by the weights-only loader
         def __reduce__(self):
@@ -402,7 +402,7 @@ def test_truncated_or_foreign_tokenizer_state_names_the_file(trained, tmp_path, 
 
     torch.save({"centroids": Payload()}, codebook)
     assert error_line(capsys, speech_tokenize.main, "speech_tokenize", argv).startswith(
-        f"speech_tokenize: error: {codebook}: cannot be loaded")
+        f"speech_tokenize: error: {codebook}: refused: it holds pickled Python objects, not only tensors")
     flipped = bytearray(whole)
     flipped[whole.index(trained.mel_mean.numpy().tobytes()) + 5] ^= 0xFF  # a tensor's bytes: torch.load takes them
     codebook.write_bytes(bytes(flipped))
@@ -426,8 +426,7 @@ def test_decoder_state_that_does_not_fit_names_the_entry(trained, tmp_path):
     torch.save(state, tmp_path / "decoder.pt")
     with pytest.raises(InputError) as err:
         load_speech_tokenizer(tmp_path)
-    assert str(err.value) == (f"{tmp_path}/decoder.pt: does not fit the decoder tokenizer.yaml describes: out.bias "
-                              "is missing, extra or mis-shaped (1 such entries)")
+    assert str(err.value) == f"{tmp_path}/decoder.pt: out.bias: missing (the model has it; 1 missing in all)"
 
 
 @pytest.mark.parametrize("content, problem", [

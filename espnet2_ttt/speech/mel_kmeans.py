@@ -30,6 +30,7 @@ import torch
 import torchaudio
 from torch import nn
 
+from espnet2_ttt.models.weights import load_weights, read_weights
 from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance, require_positive
 from espnet2_ttt.speech.io import resample
 from espnet2_ttt.utils.cli import InputError
@@ -379,7 +380,8 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
 
     def _load_state(self, directory: Path) -> None:
         path = directory / STATE_FILE
-        state = load_tensor_file(path)
+        state = read_weights(path)
+        check_zip_crc(path)
         missing = [name for name in STATE_TENSORS if name not in state]
         if missing:
             raise InputError(f"{path}: no {missing} (written by an older mel_kmeans: retrain the tokenizer)")
@@ -389,43 +391,26 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
             "centroids": (self.codebook_size, self.stack * self.feature_dim), "code_mel": (self.codebook_size, self.stack * n_mels),
         }
         for name, shape in expected.items():
-            if tuple(state[name].shape) != shape:
-                raise InputError(f"{path}: {name} has shape {tuple(state[name].shape)}, tokenizer.yaml implies {shape}")
-            if not state[name].is_floating_point():
-                raise InputError(f"{path}: {name} has dtype {state[name].dtype}, not a floating-point one")
-        for name in STATE_TENSORS:
-            setattr(self, name, state[name].float())
+            tensor = state[name]
+            if tuple(tensor.shape) != shape:
+                raise InputError(f"{path}: {name} has shape {tuple(tensor.shape)}, tokenizer.yaml implies {shape}")
+            if not tensor.is_floating_point():
+                raise InputError(f"{path}: {name} has dtype {tensor.dtype}, not a floating-point one")
+            if not torch.isfinite(tensor).all():
+                raise InputError(f"{path}: {name} holds NaN or infinite values")
+            setattr(self, name, tensor.float())
         if (directory / DECODER_FILE).exists():
             self.decoder = CodeToMel(self.code_mel, self.stack, n_mels, **self._conf["decoder_conf"])
-            path = directory / DECODER_FILE
-            state = load_tensor_file(path)
-            expected = self.decoder.state_dict()
-            wrong = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
-            if wrong:
-                raise InputError(f"{path}: does not fit the decoder tokenizer.yaml describes: {wrong[0]} is missing, "
-                                 f"extra or mis-shaped ({len(wrong)} such entries)")
-            self.decoder.load_state_dict(state)
+            check_zip_crc(directory / DECODER_FILE)
+            load_weights(self.decoder, directory / DECODER_FILE)
             self.decoder.eval()
 
 
-def load_tensor_file(path: Path) -> Dict[str, torch.Tensor]:
-    """``{name: tensor}`` saved by ``torch.save`` at ``path``, loaded weights-only (no code runs).
-
-    A file cut short, corrupt (torch.load does not check the zip CRCs: done here), not a PyTorch
-    file, or holding anything but finite tensors is an InputError naming it.
-    """
-    if not path.is_file():
-        raise InputError(f"{path}: not found")
-    with reading(path, (Exception,), "cannot be loaded (cut short, corrupt, or not weights saved by torch.save)"):
-        state = torch.load(path, map_location="cpu", weights_only=True)
+def check_zip_crc(path: Path) -> None:
+    """A file ``torch.save`` wrote (a zip archive) must pass its CRC checks, which torch.load skips:
+    a flipped byte in a tensor would load as a different tensor.  InputError naming the file."""
     if zipfile.is_zipfile(path):
         with reading(path, (Exception,), "corrupt"), zipfile.ZipFile(path) as archive:
             corrupt = archive.testzip()
         if corrupt is not None:
             raise InputError(f"{path}: {corrupt}: CRC check failed (the file is corrupt)")
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path}: not a dict of tensors")
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise InputError(f"{path}: {name} holds NaN or infinite values")
-    return state
