@@ -12,6 +12,7 @@ import torch
 
 from espnet2_ttt.bin.ttt_train import main as ttt_train
 from espnet2_ttt.tasks.ttt import TtTTask
+from espnet2_ttt.utils.cli import InputError, run
 
 from helpers import chat_sequence, run_bounded, tiny_vocab, write_seq_file
 
@@ -72,7 +73,7 @@ def test_training_writes_espnet_outputs_and_loss_falls(trained):
     assert {"loss", "loss_ar", "loss_diff", "acc", "acc_text", "acc_audio"} <= set(valid[0])
 
 
-def test_checkpoints_reload_strictly(trained):
+def test_checkpoints_reload_strictly(trained, tmp_path):
     for name in ("valid.acc.ave.pth", "4epoch.pth"):
         model, args = TtTTask.build_model_from_file(trained / "config.yaml", trained / name, "cpu")
         state = torch.load(trained / name, weights_only=True)
@@ -81,9 +82,9 @@ def test_checkpoints_reload_strictly(trained):
     assert isinstance(args.token_list, list) and args.token_list == tiny_vocab().token_list
     # a missing or extra key is an error, never a partial load
     state.pop("backbone.norm.weight")
-    torch.save(state, trained / "broken.pth")
+    torch.save(state, tmp_path / "broken.pth")
     with pytest.raises(RuntimeError, match="norm.weight"):
-        TtTTask.build_model_from_file(trained / "config.yaml", trained / "broken.pth", "cpu")
+        TtTTask.build_model_from_file(trained / "config.yaml", tmp_path / "broken.pth", "cpu")
 
 
 def test_resume_after_kill_matches_uninterrupted_run(data, trained):
@@ -116,30 +117,70 @@ def test_two_process_gloo_training_keeps_ranks_identical(data, tmp_path):
     assert (out / "2epoch.pth").exists()
 
 
+SPAN = "<|im_start|> <|system|> <|im_end|> <|im_start|> <|assistant|> ▁w1 <|begin_of_quad|> <|audio_1|>"
+
+
 @pytest.mark.parametrize(
-    "line, error, message",
+    "text, message",
     [
-        ("bad001", RuntimeError, "bad/seq.*L1: bad001"),  # ESPnet's reader names file, line and utterance
-        ("bad001 <|im_start|> ▁w1 <|audio_16|>", ValueError,
-         r"bad001.*token #2 '<\|audio_16\|>'.*out of range for codebook size 16"),
-        ("bad001 " + " ".join(["▁w1"] * 3000), ValueError, "bad001.*3000 tokens exceed max_seq_len=2048"),
-        ("bad001 ▁w1 <unk>", ValueError, "bad001.*<unk>, not allowed"),
+        ("bad001\n", "{seq}:1: utterance 'bad001' has no tokens"),
+        ("", "{seq}: no utterances (the sequence file is empty)"),
+        ("a ▁w1\nb ▁w2\na ▁w3\n", "{seq}:3: duplicate utterance id 'a' (first on line 1)"),
+        ("a ▁w1\nb ▁w2", "{seq}:2: the last line has no newline: the file is cut short"),
+        (f"bad001 {SPAN} <|im_end|>\n", "{seq}: utterance 'bad001': token #8 '<|im_end|>': the audio span opened "
+                                         "at token #6 '<|begin_of_quad|>' is not closed (a code or "
+                                         "<|end_of_audio_span_last|> expected)"),
+        (f"bad001 {SPAN}\n", "{seq}: utterance 'bad001': the audio span opened at token #6 '<|begin_of_quad|>' "
+                             "is never closed (missing <|end_of_audio_span_last|>)"),
+        ("bad001 <|im_start|> ▁w1 <|audio_16|>\n",
+         "{seq}: utterance 'bad001': token #2 '<|audio_16|>' is invalid: audio code 16 is out of range for "
+         "codebook size 16"),
+        ("bad001 " + " ".join(["▁w1"] * 3000) + "\n",
+         "{seq}: utterance 'bad001': 3000 tokens exceed max_seq_len=2048 (filter long sequences when building "
+         "the data, e.g. build_sequences --max_len)"),
+        ("bad001 ▁w1 <unk>\n", "{seq}: utterance 'bad001': token #1 '<unk>' never appears in training data"),
     ],
 )
-def test_bad_sequences_are_errors_naming_the_utterance(data, tmp_path, line, error, message):
-    d = tmp_path / "bad"
-    d.mkdir()
-    (d / "seq").write_text(line + "\n", encoding="utf-8")
+def test_bad_sequences_are_one_error_line_naming_file_and_utterance(data, tmp_path, capsys, text, message):
+    """--collect_stats (the first pass over the data) refuses them: ``ttt_train: error: ...``, exit 1."""
+    seq = tmp_path / "bad" / "seq"
+    seq.parent.mkdir()
+    seq.write_text(text, encoding="utf-8")
     args = _common(data) + ["--collect_stats", "true", "--output_dir", str(tmp_path / "stats")]
-    args[args.index("--train_data_path_and_name_and_type") + 1] = f"{d / 'seq'},seq,text"
-    with pytest.raises(error, match=message):
-        ttt_train(args)
+    args[args.index("--train_data_path_and_name_and_type") + 1] = f"{seq},seq,text"
+    with pytest.raises(SystemExit) as exit_status:
+        run(ttt_train, "ttt_train", args)
+    assert exit_status.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "ttt_train: error: " + message.format(seq=seq)
 
 
-def test_shape_file_naming_a_missing_utterance_is_an_error(data, tmp_path):
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda lines: lines + ["ghost_utt 12"], "{shape}:33: utterance 'ghost_utt' is not in {seq}"),
+        (lambda lines: lines[:5], "{shape}: utterance 'utt005' of {seq} is missing (27 utterances are)"),
+        (lambda lines: lines[:1] + lines, "{shape}:2: utterance 'utt000' is given twice"),
+        (lambda lines: [lines[0].split()[0] + " 7"] + lines[1:],
+         "{shape}:1: utterance 'utt000' has length 7, but 36 tokens in {seq} (a shape file of other data?)"),
+        (lambda lines: ["utt000"] + lines[1:], "{shape}:1: expected '<utt_id> <length>'"),
+    ],
+)
+def test_shape_files_that_do_not_match_the_sequences_are_errors_naming_them(data, tmp_path, edit, message):
+    lines = (data / "stats" / "train" / "seq_shape").read_text().splitlines()
+    assert lines[0] == "utt000 36"
     shape = tmp_path / "seq_shape"
-    shape.write_text((data / "stats" / "train" / "seq_shape").read_text() + "ghost_utt 12\n")
+    shape.write_text("".join(line + "\n" for line in edit(lines)))
     args = _train_args(data, tmp_path / "exp", 1)
     args[args.index("--train_shape_file") + 1] = str(shape)
-    with pytest.raises(Exception, match="ghost_utt"):
+    with pytest.raises(InputError) as error:
         ttt_train(args)
+    assert str(error.value) == message.format(shape=shape, seq=data / "train" / "seq")
+
+
+def test_training_without_fold_lengths_is_an_error_naming_the_option(data, tmp_path):
+    args = _train_args(data, tmp_path / "exp", 1)
+    at = args.index("--fold_length")
+    del args[at:at + 2]
+    with pytest.raises(InputError) as error:
+        ttt_train(args)
+    assert str(error.value) == "--fold_length: give one per shape file (1 for train, e.g. --fold_length 2048), got 0"

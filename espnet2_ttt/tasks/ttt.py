@@ -1,8 +1,9 @@
 """TtTTask: wires the TtT model, its backbone choices and its data into ESPnet's AbsTask."""
 import argparse
 from pathlib import Path
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
+import torch
 import yaml
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
@@ -15,11 +16,11 @@ from espnet2.utils.types import str2bool, str_or_none
 from espnet2_ttt.espnet_model import TtTModel
 from espnet2_ttt.models.hf_backbone import HFCausalLM
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
-from espnet2_ttt.models.weights import load_weights
 from espnet2_ttt.preprocessor import TtTPreprocessor
+from espnet2_ttt.sequence import read_sequence_lengths
 from espnet2_ttt.sequence_builder import sequence_layout_arg
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import read_utf8_text, reading
+from espnet2_ttt.utils.table import reading
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 CHAT_TEMPLATES = ("ttt", "official")
@@ -37,8 +38,68 @@ model_choices = ClassChoices(
 )
 
 
+def sequence_files(args: argparse.Namespace, split: str) -> List[str]:
+    """The ``seq`` files of ``split`` ("train" or "valid"); InputError unless of type ``text``."""
+    files = []
+    for path, name, data_type in getattr(args, f"{split}_data_path_and_name_and_type"):
+        if name == "seq" and data_type != "text":
+            raise InputError(f"--{split}_data_path_and_name_and_type {path},{name},{data_type}: "
+                             "the seq data is of type text")
+        files += [path] if name == "seq" else []
+    return files
+
+
+def check_shape_file(shape_file: str, seq_file: str, lengths: Dict[str, int]) -> None:
+    """Refuse a shape file that does not give exactly the utterances of ``seq_file`` with their
+    ``lengths`` (token counts): InputError naming the shape file and the line or utterance."""
+    listed = set()
+    with reading(shape_file), open(shape_file, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            fields = line.split()
+            dims = fields[1].split(",") if len(fields) == 2 else []
+            if not dims or not all(d.isdigit() for d in dims):
+                raise InputError(f"{shape_file}:{number}: expected '<utt_id> <length>'")
+            key = fields[0]
+            if key not in lengths:
+                raise InputError(f"{shape_file}:{number}: utterance '{key}' is not in {seq_file}")
+            if key in listed:
+                raise InputError(f"{shape_file}:{number}: utterance '{key}' is given twice")
+            if int(dims[0]) != lengths[key]:
+                raise InputError(f"{shape_file}:{number}: utterance '{key}' has length {dims[0]}, but "
+                                 f"{lengths[key]} tokens in {seq_file} (a shape file of other data?)")
+            listed.add(key)
+    missing = [key for key in lengths if key not in listed]
+    if missing:
+        raise InputError(f"{shape_file}: utterance '{missing[0]}' of {seq_file} is missing "
+                         f"({len(missing)} utterances are)")
+
+
+def check_data_files(args: argparse.Namespace) -> None:
+    """Refuse bad training data files before anything is built: for each split, its sequence
+    file (:func:`read_sequence_lengths`: empty file, duplicate ids, ...) and shape files
+    (:func:`check_shape_file`), and for training one ``--fold_length`` per shape file.
+    Reads each file once, a line at a time; the tokens are checked per utterance by
+    :class:`TtTPreprocessor`."""
+    for split in ("train", "valid"):
+        shape_files = getattr(args, f"{split}_shape_file")
+        for seq_file in sequence_files(args, split):
+            lengths = read_sequence_lengths(seq_file)
+            for shape_file in shape_files:
+                check_shape_file(shape_file, seq_file, lengths)
+        if args.collect_stats or args.iterator_type != "sequence":
+            continue
+        if not shape_files:
+            raise InputError(f"--{split}_shape_file is required for training (the seq_shape file of "
+                             "--collect_stats true)")
+        if "folded" in (args.batch_type, args.valid_batch_type) and len(args.fold_length) != len(shape_files):
+            raise InputError(f"--fold_length: give one per shape file ({len(shape_files)} for {split}, "
+                             f"e.g. --fold_length {args.max_seq_len}), got {len(args.fold_length)}")
+
+
 class TtTTask(AbsTask):
-    """Data: one ``seq`` text file of token strings per split (see :mod:`espnet2_ttt.sequence`)."""
+    """Data: one ``seq`` text file of token strings per split (see :mod:`espnet2_ttt.sequence`),
+    checked before anything is built (:func:`check_data_files`) and per utterance
+    (:class:`TtTPreprocessor`)."""
 
     num_optimizers: int = 1
     class_choices_list = [backbone_choices, model_choices]
@@ -73,6 +134,11 @@ class TtTTask(AbsTask):
             class_choices.add_arguments(group)
 
     @classmethod
+    def check_required_command_args(cls, args: argparse.Namespace):
+        super().check_required_command_args(args)
+        check_data_files(args)  # here: once, before the processes of a distributed run start
+
+    @classmethod
     def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
         return CommonCollateFn(int_pad_value=0)  # 0 = <pad>; the model uses lengths, not pad ids
 
@@ -80,7 +146,8 @@ class TtTTask(AbsTask):
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
         if not args.use_preprocessor:
             return None
-        return TtTPreprocessor(train, TtTVocabulary.from_token_list(args.token_list), args.max_seq_len)
+        sources = sequence_files(args, "train") + sequence_files(args, "valid")
+        return TtTPreprocessor(train, TtTVocabulary.from_token_list(args.token_list), args.max_seq_len, sources)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
@@ -123,21 +190,16 @@ class TtTTask(AbsTask):
         model_file: Optional[Union[Path, str]] = None,
         device: str = "cpu",
     ) -> Tuple[TtTModel, argparse.Namespace]:
-        """Like AbsTask's, but the weights load weights-only and strictly after the checks of
-        :func:`~espnet2_ttt.models.weights.load_weights`, and a pretrained backbone is built from
-        config.yaml alone when ``model_file`` brings the weights.  A config that cannot be read or
-        built is an InputError naming it."""
+        """Like AbsTask's, but the weights load strictly (every key must match) and a pretrained
+        backbone is built from config.yaml alone when ``model_file`` brings the weights."""
         if config_file is None:
             if model_file is None:
                 raise ValueError("give config_file or model_file")
             config_file = Path(model_file).parent / "config.yaml"
-        with reading(config_file, (ValueError, yaml.YAMLError)):
-            config = yaml.safe_load(read_utf8_text(config_file))
-        if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
-            raise InputError(f"{config_file}: not a training config (a YAML mapping of option names)")
-        args = argparse.Namespace(**config)
-        with reading(config_file, (ValueError, TypeError, KeyError), "cannot build a TtT model"):
-            model = cls._build_model(args, load_pretrained=model_file is None).to(device)
+        with open(config_file, encoding="utf-8") as f:
+            args = argparse.Namespace(**yaml.safe_load(f))
+        model = cls._build_model(args, load_pretrained=model_file is None).to(device)
         if model_file is not None:
-            load_weights(model, model_file, device)
+            state = torch.load(model_file, map_location=device, weights_only=True)
+            model.load_state_dict(state.get("module", state), strict=True)  # "module": DeepSpeed
         return model, args
