@@ -6,13 +6,12 @@ import torch
 
 os.environ.setdefault("NLTK_DATA", os.path.join(os.path.dirname(__file__), "..", "tools", "nltk_data"))
 
-from espnet2.train.trainer import Trainer  # noqa: E402
-
 from espnet2_ttt.bin.ttt_train import main  # noqa: E402
 from espnet2_ttt.tasks.ttt import TtTTask  # noqa: E402
+from espnet2_ttt.trainer import TtTTrainer  # noqa: E402
 
 
-class RankSavingTrainer(Trainer):
+class RankSavingTrainer(TtTTrainer):
     @classmethod
     def run(cls, model, *args, **kwargs):
         super().run(model, *args, **kwargs)

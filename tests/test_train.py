@@ -1,11 +1,9 @@
 """End-to-end training through ESPnet's trainer: outputs, strict reload, resume, DDP, bad data."""
 import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
@@ -87,20 +85,74 @@ def test_checkpoints_reload_strictly(trained, tmp_path):
         TtTTask.build_model_from_file(trained / "config.yaml", tmp_path / "broken.pth", "cpu")
 
 
-def test_resume_after_kill_matches_uninterrupted_run(data, trained):
+def _kill_points(seed: int, epochs: int = 4, steps: int = 8) -> List[str]:
+    """Five kill points of tests/kill_worker.py drawn with ``seed``, in the order a run meets
+    them: two mid-epoch steps, two writes of checkpoint.pth, one write of an epoch file or an
+    n-best average (the fixture's 32 utterances in batches of 4: 8 steps an epoch)."""
+    order = []
+    for epoch in range(1, epochs + 1):
+        order += [f"step:{epoch}:{n}" for n in range(1, steps)]
+        order += [f"save:{epoch}:checkpoint.pth", f"save:{epoch}:{epoch}epoch.pth"]
+    order += [f"save:{epochs}:train.loss.ave_2best.pth", f"save:{epochs}:valid.acc.ave_2best.pth"]
+    rng = random.Random(seed)
+    mid_epoch = [p for p in order if p.startswith("step:")]
+    checkpoint = [p for p in order if p.endswith(":checkpoint.pth")]
+    other_saves = [p for p in order if p.startswith("save:") and p not in checkpoint]
+    chosen = rng.sample(mid_epoch, 2) + rng.sample(checkpoint, 2) + rng.sample(other_saves, 1)
+    return sorted(chosen, key=order.index)
+
+
+def _assert_same_tensors(a, b, where=""):
+    """Nested dicts / lists of tensors and numbers are equal, tensor by tensor (torch.equal)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same_tensors(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_tensors(x, y, f"{where}/{i}")
+    else:
+        assert a == b, where
+
+
+def test_training_killed_at_five_points_resumes_to_the_uninterrupted_result(data, trained):
+    """SIGKILL mid-epoch and half-way through writing checkpoint.pth, an epoch file or an
+    average, each time resumed with --resume true: every output equals the uninterrupted
+    run's (weights, optimizer and scheduler state) and no temporary is left."""
     out = data / "exp_killed"
-    cmd = [sys.executable, "-m", "espnet2_ttt.bin.ttt_train", *_train_args(data, out, 4)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / "1epoch.pth").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (out / "1epoch.pth").exists() and not (out / "4epoch.pth").exists()
-    ttt_train(_train_args(data, out, 4) + ["--resume", "true"])
-    a = torch.load(trained / "4epoch.pth", weights_only=True)
-    b = torch.load(out / "4epoch.pth", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    points = _kill_points(seed=0)
+    cmd = [sys.executable, str(ROOT / "tests" / "kill_worker.py"), *points, "--", *_train_args(data, out, 4)]
+    res = run_bounded(cmd, timeout=280, env=_env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [line for line in res.stderr.splitlines() if line.startswith("kill point")] == [
+        f"kill point {p}: exit code -9" for p in points
+    ]
+    assert sorted(os.listdir(out)) == sorted(os.listdir(trained))
+    for name in sorted(os.listdir(trained)):
+        if name.endswith(".pth"):
+            a = torch.load(trained / name, weights_only=False)
+            b = torch.load(out / name, weights_only=False)
+            if name == "checkpoint.pth":  # the reporter's stats hold times
+                a, b = ([x[k] for k in ("model", "optimizers", "schedulers")] for x in (a, b))
+            _assert_same_tensors(a, b, name)
+        else:
+            assert os.path.islink(out / name) == os.path.islink(trained / name), name
+            if os.path.islink(trained / name):
+                assert os.readlink(out / name) == os.readlink(trained / name), name
+
+
+def test_resume_refuses_a_checkpoint_cut_short(data, trained, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    data_bytes = (trained / "checkpoint.pth").read_bytes()
+    (out / "checkpoint.pth").write_bytes(data_bytes[: len(data_bytes) // 2])
+    with pytest.raises(InputError) as error:
+        ttt_train(_train_args(data, out, 4) + ["--resume", "true"])
+    assert str(error.value) == (f"{out / 'checkpoint.pth'}: not a complete checkpoint (cut short?): remove it "
+                                "to train from the start, or put back an intact copy")
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(data, tmp_path):

@@ -19,6 +19,7 @@ from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
 from espnet2_ttt.preprocessor import TtTPreprocessor
 from espnet2_ttt.sequence import read_sequence_lengths
 from espnet2_ttt.sequence_builder import sequence_layout_arg
+from espnet2_ttt.trainer import TtTTrainer
 from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.utils.table import reading
 from espnet2_ttt.vocabulary import TtTVocabulary
@@ -99,11 +100,11 @@ def check_data_files(args: argparse.Namespace) -> None:
 class TtTTask(AbsTask):
     """Data: one ``seq`` text file of token strings per split (see :mod:`espnet2_ttt.sequence`),
     checked before anything is built (:func:`check_data_files`) and per utterance
-    (:class:`TtTPreprocessor`)."""
+    (:class:`TtTPreprocessor`); training runs in :class:`TtTTrainer` (outputs that survive a kill)."""
 
     num_optimizers: int = 1
     class_choices_list = [backbone_choices, model_choices]
-    trainer = Trainer
+    trainer = TtTTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
@@ -137,6 +138,12 @@ class TtTTask(AbsTask):
     def check_required_command_args(cls, args: argparse.Namespace):
         super().check_required_command_args(args)
         check_data_files(args)  # here: once, before the processes of a distributed run start
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        if args.use_deepspeed:  # AbsTask pairs DeepSpeed (its own checkpoints) with ESPnet's Trainer only
+            cls.trainer = Trainer
+        super().main_worker(args)
 
     @classmethod
     def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
