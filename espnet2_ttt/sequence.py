@@ -65,7 +65,7 @@ def check_sequence(tokens: Sequence[str]) -> None:
     The grammar (module docstring): a chat example is a run of complete turns
     ``<|im_start|> <role> content <|im_end|>`` (text only between turns, e.g. the official
     template's newlines) with at least one assistant turn; an example that does not start with
-    ``<|im_start|>`` is PT data, with no template token.  Audio is only ever inside a closed span
+    ``<|im_start|>`` is PT data, with no template token.  An assistant turn is never empty.  Audio is only ever inside a closed span
     of at least one code: ``<|begin_of_audio|> codes <|end_of_audio|>`` in system and user
     turns, ``<|begin_of_audio|> codes <|end_of_audio_new|>`` and ``<|begin_of_quad|> codes
     <|end_of_audio_span_last|>`` in assistant turns and PT data.  ``<pad>``, ``<unk>``,
@@ -106,6 +106,8 @@ def check_sequence(tokens: Sequence[str]) -> None:
                 raise ValueError(f"{where}: the turn before is not closed by {IM_END}")
             if token == IM_END and side is None:
                 raise ValueError(f"{where} outside a turn")
+            if token == IM_END and tokens[pos - 1] == ROLE_ASSISTANT:
+                raise ValueError(f"{where}: empty assistant turn (nothing to answer)")
             side = None
         elif side is not None and token in SPAN_CLOSE[side]:
             span_start, span_codes = pos, 0

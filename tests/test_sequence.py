@@ -82,6 +82,8 @@ def test_well_formed_examples_pass_the_grammar():
                                                     "#12 '<|begin_of_audio|>' is not closed (a code or <|end_of_audio|> "
                                                     "expected)"),
         ("<|im_start|> <|user|> ▁w1 <|im_end|>", "no assistant turn: nothing to train on"),
+        ("<|im_start|> <|user|> ▁w1 <|im_end|> <|im_start|> <|assistant|> <|im_end|>",
+         "token #6 '<|im_end|>': empty assistant turn (nothing to answer)"),
         ("▁w1 <|im_end|>", "token #1 '<|im_end|>': PT data (not starting with <|im_start|>) has no chat template token"),
         (CHAT.replace("▁w1", "<|mask_token|>"), "token #11 '<|mask_token|>' never appears in training data"),
         ("▁w1 <|truncated|>", "token #1 '<|truncated|>' never appears in training data"),
