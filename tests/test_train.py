@@ -78,10 +78,10 @@ def test_checkpoints_reload_strictly(trained, tmp_path):
         assert set(state) == set(model.state_dict())
         assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
     assert isinstance(args.token_list, list) and args.token_list == tiny_vocab().token_list
-    # a missing or extra key is an error, never a partial load
+    # a missing key is an error naming the file and the key, never a partial load (tests/test_model_loading.py)
     state.pop("backbone.norm.weight")
     torch.save(state, tmp_path / "broken.pth")
-    with pytest.raises(RuntimeError, match="norm.weight"):
+    with pytest.raises(InputError, match=r"broken\.pth: backbone\.norm\.weight: missing"):
         TtTTask.build_model_from_file(trained / "config.yaml", tmp_path / "broken.pth", "cpu")
 
 
