@@ -1,6 +1,8 @@
 """Loading a trained model (config.yaml + weights) and the inputs of ttt_inference: every bad file is
 refused with one line naming it (and the key), never loaded or decoded silently."""
 import re
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,22 @@ def test_unreadable_weights_name_the_file(exp, codes, tmp_path, capsys, damage):
     line = error_line(capsys, ttt_inference, "ttt_inference", decode_argv(exp, codes, tmp_path / "out", model_file=bad))
     assert line.startswith(f"ttt_inference: error: {prefix}") and "Errno" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_flipped_byte_in_a_tensor_is_refused_not_loaded(exp, tmp_path):
+    """torch.load skips the zip CRCs: the flipped byte would load as a different weight."""
+    data = bytearray((exp / WEIGHTS).read_bytes())
+    with zipfile.ZipFile(exp / WEIGHTS) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("/data/0"))
+    name_len, extra_len = struct.unpack_from("<HH", data, info.header_offset + 26)  # the local header's own
+    data[info.header_offset + 30 + name_len + extra_len + 5] ^= 0x40
+    bad = tmp_path / "flipped.pth"
+    bad.write_bytes(bytes(data))
+    state, good = torch.load(bad, weights_only=True), torch.load(exp / WEIGHTS, weights_only=True)
+    assert any(not torch.equal(state[k], good[k]) for k in good)  # what torch.load alone gives
+    with pytest.raises(InputError) as e:
+        build(exp, bad)
+    assert str(e.value) == f"{bad}: {info.filename}: CRC check failed (the file is corrupt)"
 
 
 def test_non_finite_weights_are_refused_naming_the_first_bad_key(exp, codes, tmp_path, capsys):

@@ -5,7 +5,8 @@ pickled Python object beyond tensors and plain containers (a ``__reduce__`` payl
 before anything of it runs.  :func:`load_weights` loads a file into a model strictly, refusing
 with an :class:`~espnet2_ttt.utils.cli.InputError` ``<file>: <key>: <what>``:
 
-* a file that cannot be read (truncated, not a PyTorch file) or is not a state dict;
+* a file that cannot be read (truncated, not a PyTorch file) or is not a state dict, or whose
+  zip CRC checks fail (torch.load skips them: a flipped byte would load as a different tensor);
 * a missing key, an extra key, a shape that differs from the model's;
 * a non-finite (NaN / inf) value, naming the first such tensor in the model's key order;
 * tensors the model ties (one parameter under several names: the output layer and the input
@@ -14,6 +15,8 @@ with an :class:`~espnet2_ttt.utils.cli.InputError` ``<file>: <key>: <what>``:
 """
 import pickle
 import re
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Dict, List, Union
 
@@ -39,11 +42,27 @@ def read_weights(path: PathLike, map_location: Union[str, torch.device] = "cpu")
             raise InputError(f"{path}: refused: it holds pickled Python objects, not only tensors (loading them "
                              f"could run code): {reason}") from None
         raise InputError(f"{path}: cannot be read as PyTorch weights (truncated or corrupt?): {reason}") from None
+    check_zip_crc(path)
     if isinstance(state, dict) and set(state) == {"module"}:
         state = state["module"]
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise InputError(f"{path}: not a model state dict (a mapping of parameter names to tensors)")
     return state
+
+
+def check_zip_crc(path: PathLike) -> None:
+    """The CRC checks of a file ``torch.save`` wrote (a zip archive; none in the legacy format),
+    which torch.load skips; InputError naming the file and the member that fails."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            corrupt = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise InputError(f"{path}: corrupt: {e}") from None
+    if corrupt is not None:
+        raise InputError(f"{path}: {corrupt}: CRC check failed (the file is corrupt)")
 
 
 def _torch_reason(error: Exception) -> str:
