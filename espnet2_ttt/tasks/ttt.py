@@ -3,7 +3,6 @@ import argparse
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-import torch
 import yaml
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
@@ -16,12 +15,13 @@ from espnet2.utils.types import str2bool, str_or_none
 from espnet2_ttt.espnet_model import TtTModel
 from espnet2_ttt.models.hf_backbone import HFCausalLM
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
+from espnet2_ttt.models.weights import load_weights
 from espnet2_ttt.preprocessor import TtTPreprocessor
 from espnet2_ttt.sequence import read_sequence_lengths
 from espnet2_ttt.sequence_builder import sequence_layout_arg
 from espnet2_ttt.trainer import TtTTrainer
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import reading
+from espnet2_ttt.utils.table import read_utf8_text, reading
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 CHAT_TEMPLATES = ("ttt", "official")
@@ -197,16 +197,21 @@ class TtTTask(AbsTask):
         model_file: Optional[Union[Path, str]] = None,
         device: str = "cpu",
     ) -> Tuple[TtTModel, argparse.Namespace]:
-        """Like AbsTask's, but the weights load strictly (every key must match) and a pretrained
-        backbone is built from config.yaml alone when ``model_file`` brings the weights."""
+        """Like AbsTask's, but the weights load weights-only and strictly after the checks of
+        :func:`~espnet2_ttt.models.weights.load_weights`, and a pretrained backbone is built from
+        config.yaml alone when ``model_file`` brings the weights.  A config that cannot be read or
+        built is an InputError naming it."""
         if config_file is None:
             if model_file is None:
                 raise ValueError("give config_file or model_file")
             config_file = Path(model_file).parent / "config.yaml"
-        with open(config_file, encoding="utf-8") as f:
-            args = argparse.Namespace(**yaml.safe_load(f))
-        model = cls._build_model(args, load_pretrained=model_file is None).to(device)
+        with reading(config_file, (ValueError, yaml.YAMLError)):
+            config = yaml.safe_load(read_utf8_text(config_file))
+        if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+            raise InputError(f"{config_file}: not a training config (a YAML mapping of option names)")
+        args = argparse.Namespace(**config)
+        with reading(config_file, (ValueError, TypeError, KeyError), "cannot build a TtT model"):
+            model = cls._build_model(args, load_pretrained=model_file is None).to(device)
         if model_file is not None:
-            state = torch.load(model_file, map_location=device, weights_only=True)
-            model.load_state_dict(state.get("module", state), strict=True)  # "module": DeepSpeed
+            load_weights(model, model_file, device)
         return model, args
