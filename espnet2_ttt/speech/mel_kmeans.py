@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -34,7 +33,7 @@ from espnet2_ttt.models.weights import load_weights, read_weights
 from espnet2_ttt.speech.abs_tokenizer import AbsSpeechTokenizer, Utterance, require_positive
 from espnet2_ttt.speech.io import resample
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import atomic_path, reading
+from espnet2_ttt.utils.table import atomic_path
 
 STATE_FILE = "codebook.pt"
 DECODER_FILE = "decoder.pt"
@@ -381,7 +380,6 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
     def _load_state(self, directory: Path) -> None:
         path = directory / STATE_FILE
         state = read_weights(path)
-        check_zip_crc(path)
         missing = [name for name in STATE_TENSORS if name not in state]
         if missing:
             raise InputError(f"{path}: no {missing} (written by an older mel_kmeans: retrain the tokenizer)")
@@ -401,16 +399,6 @@ class MelKMeansTokenizer(AbsSpeechTokenizer):
             setattr(self, name, tensor.float())
         if (directory / DECODER_FILE).exists():
             self.decoder = CodeToMel(self.code_mel, self.stack, n_mels, **self._conf["decoder_conf"])
-            check_zip_crc(directory / DECODER_FILE)
             load_weights(self.decoder, directory / DECODER_FILE)
             self.decoder.eval()
 
-
-def check_zip_crc(path: Path) -> None:
-    """A file ``torch.save`` wrote (a zip archive) must pass its CRC checks, which torch.load skips:
-    a flipped byte in a tensor would load as a different tensor.  InputError naming the file."""
-    if zipfile.is_zipfile(path):
-        with reading(path, (Exception,), "corrupt"), zipfile.ZipFile(path) as archive:
-            corrupt = archive.testzip()
-        if corrupt is not None:
-            raise InputError(f"{path}: {corrupt}: CRC check failed (the file is corrupt)")
