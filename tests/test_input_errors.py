@@ -36,6 +36,20 @@ def test_debug_shows_the_traceback_and_internal_errors_keep_theirs(monkeypatch):
             run(failing(internal), "tool", [])
 
 
+def test_an_input_error_raised_in_a_dataloader_worker_is_reported_as_the_worker_raised_it(capsys):
+    from torch._utils import ExceptionWrapper
+
+    try:
+        raise InputError("dump/train/seq: utterance 'u1': audio span opened at 7 is never closed")
+    except InputError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(SystemExit) as exit_:
+        run(lambda argv: wrapped.reraise(), "ttt_train", [])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == ("ttt_train: error: dump/train/seq: utterance 'u1': audio span opened at 7 "
+                                       "is never closed\n")
+
+
 def test_success_exits_0_with_the_arguments_given():
     seen = []
     with pytest.raises(SystemExit) as exit_info:

@@ -32,6 +32,7 @@ import sys
 from typing import Callable, Dict, List, NoReturn, Optional, Sequence
 
 DEBUG_ENV = "ESPNET2_TTT_DEBUG"
+_WORKER_ERROR = re.compile(r"^(?:[\w.]+\.)?\w*Error: (.*?)\s*$", re.M)  # the last line of a worker's traceback
 
 
 class InputError(ValueError):
@@ -39,9 +40,16 @@ class InputError(ValueError):
 
 
 def user_error_message(error: BaseException) -> Optional[str]:
-    """The message a user error is reported with; None for an internal error."""
+    """The message a user error is reported with; None for an internal error.
+
+    An InputError that PyTorch's DataLoader re-raises from a worker carries the worker's whole
+    traceback; its message is the one the worker raised (the text after the traceback's last
+    ``...Error: ``)."""
     if isinstance(error, InputError):
-        return str(error)
+        message = str(error)
+        if "\nOriginal Traceback" in message:
+            message = _WORKER_ERROR.findall(message)[-1]
+        return message
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror or error}"
     return None
