@@ -33,9 +33,9 @@ Classification of an input case (first rule that applies):
 
 hang           the time limit passed.
 logged_skip    exit status 0, a line of the output (log) says the bad item was skipped: one of
-               skipped / dropped / discarded / ignored within three words of a number (the
-               count), and the output holds no trace of the bad item (each case knows which
-               output keys come from its bad input; a duplicated id may remain once).
+               skip(ped) / drop(ped) / discard(ed) / ignored within three blank-separated words
+               of a number (the count), and the output holds no trace of the bad item (each case
+               knows which output keys come from its bad input; a duplicated id may remain once).
 silent_wrong   exit status 0 otherwise: every case's input is malformed, so accepting it
                without a logged skip, or logging one while the output still holds the bad item,
                is a silently wrong result.  (A loader that returns a model built from a
@@ -76,19 +76,18 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("NLTK_DATA", str(Path(__file__).resolve().parents[1] / "tools" / "nltk_data"))
 
 import torch  # noqa: E402
 
-from faults import fixtures  # noqa: E402
+from faults import archives, fixtures, kill  # noqa: E402
 from faults.cases import FAMILIES, Case, Ctx  # noqa: E402
-from faults.runner import Run, last_line, run_forked  # noqa: E402
+from faults.runner import Run, run_forked  # noqa: E402
 
 OUTCOMES = ("clear_error", "logged_skip", "unclear_crash", "silent_wrong", "hang")
 SECTIONS = ("inputs", "kill", "archives")
 _SKIP_WORD = r"(?:skip(?:ped|ping)?|drop(?:ped|ping)?|discard(?:ed|ing)?|ignor(?:ed|ing))"
-SKIP_LINE = re.compile(rf"\b{_SKIP_WORD}\b\W+(?:[^\W\d]+\W+){{0,3}}\d+\b|\b\d+\W+(?:[^\W\d]+\W+){{0,3}}{_SKIP_WORD}\b",
-                       re.IGNORECASE)
+_WORDS = r"(?:[^\W\d]+[ \t]+){0,3}"  # up to three words, blanks between: one clause
+SKIP_LINE = re.compile(rf"\b{_SKIP_WORD}\b:?[ \t]+{_WORDS}\d+\b|\b\d+[ \t]+{_WORDS}{_SKIP_WORD}\b", re.IGNORECASE)
 
 
 def plan(seed: int, index: int):
@@ -96,14 +95,6 @@ def plan(seed: int, index: int):
     order = list(range(len(FAMILIES)))
     random.Random(seed).shuffle(order)
     return FAMILIES[order[index % len(order)]], random.Random(f"{seed}:{index}")
-
-
-def final_line(run: Run) -> str:
-    """The line the command line ends with: a user error's line, else the message's last line,
-    else the last line written."""
-    if run.user_error is not None:
-        return " ".join(run.user_error.split())
-    return last_line(run.message) or last_line(run.output)
 
 
 def names_file(path: str, line: str) -> bool:
@@ -126,7 +117,7 @@ def classify(case: Case, run: Run) -> str:
         return "logged_skip" if skipped and case.clean() else "silent_wrong"
     if run.status == "exception" and run.user_error is None or run.status == "signal":
         return "unclear_crash"
-    return "clear_error" if names_the_fault(case, final_line(run)) else "unclear_crash"
+    return "clear_error" if names_the_fault(case, run.final_line) else "unclear_crash"
 
 
 def run_inputs(args, fx: fixtures.Fixtures, work: Path, report) -> Dict[str, collections.Counter]:
@@ -144,7 +135,7 @@ def run_inputs(args, fx: fixtures.Fixtures, work: Path, report) -> Dict[str, col
         outcome = classify(case, run)
         table[case.entry][outcome] += 1
         record = dict(index=index, entry=case.entry, mutation=case.mutation, outcome=outcome,
-                      exit=run.code, exception=run.exc_type, message=final_line(run),
+                      exit=run.code, exception=run.exc_type, message=run.final_line[:500],
                       seconds=round(run.seconds, 3), command=case.command)
         if report:
             report.write(json.dumps(record) + "\n")
@@ -194,15 +185,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         built = run_forked(lambda: fixtures.build(work / "fixtures"), 600) if not (work / "fixtures").is_dir() else None
         if built is not None and not built.ok:
-            sys.exit(f"fault_injection: error: building the fixtures failed: {final_line(built)}\n{built.output}")
+            sys.exit(f"fault_injection: error: building the fixtures failed: {built.final_line}\n{built.output}")
         fx = fixtures.Fixtures(work / "fixtures")
+        for section in sections:  # a kept directory's earlier results
+            shutil.rmtree(work / section, ignore_errors=True)
         lines = []
         if "kill" in sections:
-            from faults import kill
             lines += kill.run(fx, work / "kill", args.seed, args.kill_train_runs, args.kill_jobs)
         if "archives" in sections:
-            from faults import archives
-            lines += archives.run(fx, work / "archives", args.seed)
+            lines += archives.run(fx, work / "archives")
         table: Dict[str, collections.Counter] = {}
         if "inputs" in sections:
             with contextlib.ExitStack() as stack:

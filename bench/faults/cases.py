@@ -37,6 +37,9 @@ import soundfile
 import torch
 import yaml
 
+import espnet2_ttt.tasks.ttt  # noqa: F401 -- imported lazily by TtTInference: once here, not in every forked case
+from espnet2_ttt.bin import (build_sequences, convert_official, format_wav, make_token_list, pack,
+                             speech_detokenize, speech_tokenize, ttt_inference, ttt_train)
 from faults import mutations as mut
 from faults.fixtures import CODEBOOK_SIZE, DECODE, FILES, TINY_TRAIN, TRANSCRIPTS, Fixtures, train_args
 
@@ -154,14 +157,12 @@ def case(entry: str, mutation: str, call_command, named, clean, timeout: float =
 
 # ------------------------------------------------------------------------------ entry points
 def run_format_wav(ctx: Ctx, data: Path):
-    from espnet2_ttt.bin import format_wav
     out = ctx.work / "formatted"
     keys = lambda: table_keys(out / "wav.scp")  # noqa: E731
     return cli("format_wav", format_wav.main, ["--data_dir", data, "--output_dir", out]), keys, out
 
 
 def run_speech_tokenize(ctx: Ctx, tokenizer_dir: Path, wav_scp: Path, key_file: Optional[Path] = None):
-    from espnet2_ttt.bin import speech_tokenize
     out = ctx.work / "codes_out"
     argv = ["--tokenizer_dir", tokenizer_dir, "--wav_scp", wav_scp, "--output", out]
     argv += ["--key_file", key_file] if key_file else []
@@ -169,7 +170,6 @@ def run_speech_tokenize(ctx: Ctx, tokenizer_dir: Path, wav_scp: Path, key_file: 
 
 
 def run_speech_detokenize(ctx: Ctx, tokenizer_dir: Path, codes: Path):
-    from espnet2_ttt.bin import speech_detokenize
     out = ctx.work / "detok"
 
     def keys():
@@ -181,7 +181,6 @@ def run_speech_detokenize(ctx: Ctx, tokenizer_dir: Path, codes: Path):
 
 
 def run_build_sequences(ctx: Ctx, bpemodel: Path, token_list: Path, codes: Path, text: Path, dialogues: Path):
-    from espnet2_ttt.bin import build_sequences
     out = ctx.work / "seq_out"
     argv = ["--bpemodel", bpemodel, "--token_list", token_list, "--codes", codes, "--text", text,
             "--dialogues", dialogues, "--tasks", "asr,tts,qa,text", "--output", out]
@@ -189,7 +188,6 @@ def run_build_sequences(ctx: Ctx, bpemodel: Path, token_list: Path, codes: Path,
 
 
 def run_make_token_list(ctx: Ctx, bpemodel: Path, train_text: Optional[Path] = None, codebook_size=CODEBOOK_SIZE):
-    from espnet2_ttt.bin import make_token_list
     out = ctx.work / "tokens_out.txt"
     argv = ["--bpemodel", bpemodel, "--codebook_size", codebook_size, "--output", out]
     if train_text is not None:
@@ -199,14 +197,12 @@ def run_make_token_list(ctx: Ctx, bpemodel: Path, train_text: Optional[Path] = N
 
 
 def run_convert_official(ctx: Ctx, bpemodel: Path, token_list: Path, official: Path):
-    from espnet2_ttt.bin import convert_official
     out = ctx.work / "official_out"
     argv = ["--bpemodel", bpemodel, "--token_list", token_list, "--input", official, "--output", out]
     return cli("convert_official", convert_official.main, argv), lambda: table_keys(out)
 
 
 def run_collect_stats(ctx: Ctx, token_list: Path, seq: Path, max_seq_len: Optional[int] = None):
-    from espnet2_ttt.bin import ttt_train
     out = ctx.work / "stats"
     argv = ["--token_list", token_list, "--output_dir", out, "--collect_stats", "true",
             "--train_data_path_and_name_and_type", f"{seq},seq,text",
@@ -216,14 +212,12 @@ def run_collect_stats(ctx: Ctx, token_list: Path, seq: Path, max_seq_len: Option
 
 
 def run_training(ctx: Ctx, token_list: Path, seq: Path, shape: Path, *extra):
-    from espnet2_ttt.bin import ttt_train
     out = ctx.work / "exp"
     argv = train_args(token_list, seq, shape, out, 1) + list(extra)
     return cli("ttt_train", ttt_train.main, argv), exists_check(out / "1epoch.pth", out / "checkpoint.pth")
 
 
 def run_inference(ctx: Ctx, inputs: Sequence[str], mode: str, model: Sequence = (), key_file: Optional[Path] = None):
-    from espnet2_ttt.bin import ttt_inference
     out = ctx.work / "decode"
     model = list(model) or ["--train_config", ctx.fx.train_config, "--model_file", ctx.fx.model_file]
     argv = [*model, "--output_dir", out, "--mode", mode, "--write_wav", "false", *DECODE]
@@ -234,7 +228,6 @@ def run_inference(ctx: Ctx, inputs: Sequence[str], mode: str, model: Sequence = 
 
 
 def run_pack(ctx: Ctx, train_config: Path, model_file: Path, **extra: Path):
-    from espnet2_ttt.bin import pack
     out = ctx.work / "packed_out.zip"
     argv = ["--train_config", train_config, "--model_file", model_file, "--outpath", out]
     for name, path in extra.items():
@@ -243,17 +236,21 @@ def run_pack(ctx: Ctx, train_config: Path, model_file: Path, **extra: Path):
 
 
 def load_model(train_config: Path, model_file: Path):
-    from espnet2_ttt.bin.ttt_inference import TtTInference
     command = ("python -c 'from espnet2_ttt.bin.ttt_inference import TtTInference; "
                f"TtTInference({str(train_config)!r}, {str(model_file)!r})'")
-    return partial(TtTInference, train_config, model_file), command
+    return partial(ttt_inference.TtTInference, train_config, model_file), command
 
 
-def load_pretrained(archive: Path, cachedir: Path):
-    from espnet2_ttt.bin.ttt_inference import TtTInference
+def load_pretrained(archive: Path, cache_dir: Path):
+    """``from_pretrained(archive, cache_dir)`` and the tokenizers it ships (loaded when first
+    used): every part of the archive is read."""
+    def call():
+        ttt = ttt_inference.TtTInference.from_pretrained(str(archive), str(cache_dir))
+        return ttt.text_tokenizer, ttt.speech_tokenizer
     command = ("python -c 'from espnet2_ttt.bin.ttt_inference import TtTInference; "
-               f"TtTInference.from_pretrained({str(archive)!r}, cachedir={str(cachedir)!r})'")
-    return partial(TtTInference.from_pretrained, str(archive), cachedir=str(cachedir)), command
+               f"ttt = TtTInference.from_pretrained({str(archive)!r}, {str(cache_dir)!r}); "
+               "ttt.text_tokenizer; ttt.speech_tokenizer'")
+    return call, command
 
 
 # ------------------------------------------------------------------------------ wav faults
@@ -619,9 +616,10 @@ def token_list_fault(ctx: Ctx, kind: str) -> Tuple[Path, List[Named]]:
     if kind in ("non_utf8", "utf16", "bom", "empty", "missing"):
         return path, table_fault(ctx, path, kind)[0]
     if kind == "duplicate_token":
-        i = ctx.rng.randrange(1, len(tokens))
-        tokens.insert(ctx.rng.randrange(1, len(tokens)), tokens[i])
-        named = [(str(path), loc(key=tokens[i]))]
+        token = tokens[ctx.rng.randrange(1, len(tokens))]
+        line = ctx.rng.randrange(2, len(tokens) + 1)
+        tokens.insert(line - 1, token)
+        named = [(str(path), loc(line, token))]
     elif kind == "missing_special":
         special = ctx.rng.choice([t for t in tokens if t.startswith("<|") and not t.startswith("<|audio_")])
         tokens.remove(special)
@@ -896,8 +894,9 @@ def _seq_fault(kind: str):
             lines[i] = " ".join([key, *SEQ_EDITS[kind](tokens, ctx.rng)])
             mut.write_lines(seq, lines)
             return [(str(seq), loc(i + 1, key))], [key], 0
-        if kind == "too_long":
-            line, key = mut.edit_value(seq, ctx.rng, lambda t, rng: t + t)
+        if kind == "too_long":  # longer than every fixture sequence, the --max_seq_len given
+            longest = max(len(line.split()) - 1 for line in mut.read_lines(ctx.fx.seq))
+            line, key = mut.edit_value(seq, ctx.rng, lambda t, rng: t * (longest // len(t) + 1))
             return [(str(seq), loc(line, key))], [key], 0
         return table_fault(ctx, seq, kind)
     return corrupt
@@ -909,7 +908,7 @@ for _kind in SEQ_FAULTS:
     def _(ctx: Ctx, kind=_kind) -> Case:
         seq = ctx.copy("seq")
         named, bad, at_most = _seq_fault(kind)(ctx, seq)
-        max_len = max(len(line.split()) for line in mut.read_lines(ctx.fx.seq)) if kind == "too_long" else None
+        max_len = max(len(line.split()) - 1 for line in mut.read_lines(ctx.fx.seq)) if kind == "too_long" else None
         call, keys = run_collect_stats(ctx, ctx.fx.token_list, seq, max_len)
         return case("ttt_train", f"seq.{kind}", call, named, absent(keys, is_utt(bad), at_most))
 

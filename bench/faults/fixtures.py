@@ -25,6 +25,13 @@ from typing import Dict
 import numpy as np
 import soundfile
 
+from espnet2_ttt.bin import build_sequences, pack, ttt_train
+from espnet2_ttt.sequence_builder import ASR_PROMPT, TTS_PROMPT
+from espnet2_ttt.speech import MelKMeansTokenizer
+from espnet2_ttt.speech.io import format_codes
+from espnet2_ttt.text_tokenizer import TextTokenizer
+from espnet2_ttt.vocabulary import TtTVocabulary
+
 SR = 16000
 CODEBOOK_SIZE = 16
 TRANSCRIPTS = {  # speaker-prefixed ids, sorted (Kaldi order)
@@ -97,13 +104,6 @@ def train_args(token_list: Path, seq: Path, shape: Path, output_dir: Path, max_e
 
 def build(root: Path) -> Fixtures:
     """Write the fixtures into ``root`` (which must not exist yet) and return their paths."""
-    from espnet2_ttt.bin import build_sequences, pack, ttt_train
-    from espnet2_ttt.sequence_builder import ASR_PROMPT, TTS_PROMPT
-    from espnet2_ttt.speech import MelKMeansTokenizer
-    from espnet2_ttt.speech.io import format_codes
-    from espnet2_ttt.text_tokenizer import TextTokenizer
-    from espnet2_ttt.vocabulary import TtTVocabulary
-
     fx = Fixtures(root.resolve())
     for sub in ("audio", "data", "spm"):
         (fx.root / sub).mkdir(parents=True)

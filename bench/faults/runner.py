@@ -1,14 +1,17 @@
-"""Run one entry-point call in a fork of the harness and record what a user would have seen.
+"""Run entry-point calls in forks of the harness, as the command line would run them.
 
-The child inherits the imported modules (no interpreter start, no import time), so a call
-costs what the entry point itself costs; its stdout and stderr (Python and C level: libsndfile,
-SentencePiece) go to a file, the root logger starts without handlers as in a fresh
-``python -m`` process, and the call runs under the same rules as the command line
-(:func:`espnet2_ttt.utils.cli.run`): a ``SystemExit`` is its exit status and message, a user
-error (:func:`espnet2_ttt.utils.cli.user_error_message`) escaping it is exit status 1 with that
-message, any other exception a traceback with exit status 1.  The child runs in a process group of its own; when ``timeout`` passes the whole
-group is killed and the run is a hang.  A crash of the child (a signal) cannot take the harness
-down.
+A forked child inherits the imported modules (no interpreter start: importing espnet2 takes
+tens of seconds on a loaded machine), so a call costs what the entry point itself costs.  The
+child runs in a process group of its own, in the given directory and environment
+(``TMPDIR`` included), its stdout and stderr (Python and C level: libsndfile, SentencePiece) go
+to a file, and its root logger starts without handlers as in a fresh ``python -m`` process.
+The call runs under the rules of :func:`espnet2_ttt.utils.cli.run`: a ``SystemExit`` is its exit
+status and message, a user error (:func:`espnet2_ttt.utils.cli.user_error_message`) escaping it
+is exit status 1 with that message, any other exception a traceback with exit status 1.
+
+:func:`run_forked` runs one input case with a time limit after which the whole group is
+killed (a hang); :class:`Forked` is a child the kill section kills with SIGKILL.  A crash of a
+child cannot take the harness down.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Callable, Dict, Optional
 
 STDERR_KEPT = 6000  # characters of the captured output kept (its end)
 
@@ -32,7 +36,7 @@ class Run:
     """What one call did, as the command line would show it."""
 
     status: str  # "returned" | "exit" (SystemExit) | "exception" | "signal" | "timeout"
-    code: int  # exit status: 0 returned, SystemExit's, 1 exception, -signum signal, None timeout
+    code: Optional[int]  # exit status: 0 returned, SystemExit's, 1 exception, -signum signal, None timeout
     message: str  # SystemExit's message, the exception's "Type: message", or ""
     exc_type: str  # qualified class name of an escaped exception ("" otherwise)
     user_error: Optional[str]  # an escaped user error: the message the command line prints; else None
@@ -43,61 +47,91 @@ class Run:
     def ok(self) -> bool:
         return self.code == 0
 
+    @property
+    def final_line(self) -> str:
+        """The line the command line ends with: a user error's line, else the message's last
+        line, else the last line written."""
+        if self.user_error is not None:
+            return " ".join(self.user_error.split())
+        return last_line(self.message) or last_line(self.output)
 
-def _child(call: Callable[[], object], result_fd: int, output_fd: int) -> None:
-    """Body of the forked child: run ``call`` with the CLI's conventions, report, ``_exit``."""
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    root = logging.getLogger()
-    for handler in list(root.handlers):  # a fresh process: the entry point configures logging
-        root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
+
+def _execute(call: Callable[[], object]) -> dict:
+    """Run ``call`` in the child; its outcome as a JSON-able dict (fields of :class:`Run`)."""
     from espnet2_ttt.utils.cli import user_error_message
 
     result = dict(status="returned", code=0, message="", exc_type="", user_error=None)
     try:
         call()
     except SystemExit as e:
-        code = e.code
-        if code is None or isinstance(code, int):
-            result.update(status="exit", code=code or 0)
+        if e.code is None or isinstance(e.code, int):
+            result.update(status="exit", code=e.code or 0)
         else:  # sys.exit("message"): printed to stderr, status 1
-            print(code, file=sys.stderr)
-            result.update(status="exit", code=1, message=str(code))
+            print(e.code, file=sys.stderr)
+            result.update(status="exit", code=1, message=str(e.code))
     except BaseException as e:  # noqa: B902 -- the traceback a command line would print
         traceback.print_exc()
         result.update(status="exception", code=1, message=f"{type(e).__name__}: {e}",
                       exc_type=f"{type(e).__module__}.{type(e).__qualname__}", user_error=user_error_message(e))
     sys.stdout.flush()
     sys.stderr.flush()
-    data = json.dumps(result).encode("utf-8", "surrogateescape")
-    with os.fdopen(result_fd, "wb") as f:
-        f.write(data)
-    os._exit(0)
+    return result
 
 
-def run_forked(call: Callable[[], object], timeout: float) -> Run:
-    """``call()`` in a forked child with a ``timeout`` in seconds (module docstring)."""
+def fork(call: Callable[[], object], output_fd: int, result_fd: Optional[int] = None,
+         cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None) -> int:
+    """Fork a child that runs ``call`` (module docstring) and exits; returns its pid.
+
+    The child writes its outcome as JSON to ``result_fd`` (if given) and exits with the call's
+    exit status."""
     sys.stdout.flush()
     sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 70
+    try:
+        os.setpgid(0, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.update(env or {})
+        tempfile.tempdir = None  # TMPDIR is read again
+        root = logging.getLogger()
+        for handler in list(root.handlers):  # the entry point configures logging
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+        result = _execute(call)
+        code = result["code"]
+        if result_fd is not None:
+            with os.fdopen(result_fd, "wb") as f:
+                f.write(json.dumps(result).encode("utf-8", "surrogateescape"))
+    finally:
+        os._exit(code)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group ``pgid`` (the child and what it started)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_forked(call: Callable[[], object], timeout: float, cwd: Optional[Path] = None) -> Run:
+    """``call()`` in a forked child working in ``cwd`` with a ``timeout`` in seconds (module docstring)."""
     with tempfile.TemporaryFile() as output:
         read_fd, write_fd = os.pipe()
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # child
-            try:
-                os.setpgid(0, 0)
-                os.close(read_fd)
-                _child(call, write_fd, output.fileno())
-            finally:
-                os._exit(70)
+        pid = fork(call, output.fileno(), result_fd=write_fd, cwd=cwd)
         os.close(write_fd)
         data, timed_out = _read_until_eof(read_fd, start + timeout)
         os.close(read_fd)
         if timed_out:
-            _kill_group(pid)
+            kill_group(pid)
         _, wait_status = os.waitpid(pid, 0)
-        _kill_group(pid)  # pool workers the call may have left behind
+        kill_group(pid)  # pool workers the call may have left behind
         seconds = time.monotonic() - start
         output.seek(0)
         text = output.read().decode("utf-8", "replace")[-STDERR_KEPT:]
@@ -111,6 +145,49 @@ def run_forked(call: Callable[[], object], timeout: float) -> Run:
     result = json.loads(data.decode("utf-8", "surrogateescape"))
     return Run(result["status"], result["code"], result["message"], result["exc_type"],
                result["user_error"], text, seconds)
+
+
+class Forked:
+    """A call running in a forked child in directory ``cwd``, its output appended to ``log``."""
+
+    def __init__(self, call: Callable[[], object], cwd: Path, env: Dict[str, str], log: Path):
+        with open(log, "ab") as f:
+            self.pid = fork(call, f.fileno(), cwd=cwd, env=env)
+        self.start = time.monotonic()
+        self.end: Optional[float] = None
+        self.code: Optional[int] = None  # exit status once it ended (negative: killed by that signal)
+
+    def _ended(self, status: int) -> int:
+        self.end = time.monotonic()
+        self.code = os.waitstatus_to_exitcode(status)
+        kill_group(self.pid)  # what it started
+        return self.code
+
+    def poll(self) -> Optional[int]:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._ended(status)
+        return self.code
+
+    def wait(self, timeout: float) -> Optional[int]:
+        """The exit status, or None if ``timeout`` seconds passed first."""
+        deadline = time.monotonic() + timeout
+        while self.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return self.code
+
+    def kill(self) -> int:
+        """SIGKILL it (if still running); its exit status."""
+        if self.code is None:
+            kill_group(self.pid)
+            self._ended(os.waitpid(self.pid, 0)[1])
+        return self.code
+
+    @property
+    def seconds(self) -> float:
+        """Seconds it ran (so far)."""
+        return (self.end or time.monotonic()) - self.start
 
 
 def _read_until_eof(fd: int, deadline: float) -> tuple:
@@ -127,13 +204,6 @@ def _read_until_eof(fd: int, deadline: float) -> tuple:
         if not chunk:
             return b"".join(chunks), False
         chunks.append(chunk)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def last_line(text: Optional[str]) -> str:
