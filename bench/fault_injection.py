@@ -130,8 +130,7 @@ def run_inputs(args, fx: fixtures.Fixtures, work: Path, report) -> Dict[str, col
         shutil.rmtree(case_dir, ignore_errors=True)
         case_dir.mkdir(parents=True)
         case = fam.make(Ctx(rng, fx, case_dir))
-        limit = args.timeout * (2 if case.timeout > 60 else 1)
-        run = run_forked(case.call, limit)
+        run = run_forked(case.call, args.timeout * (2 if case.slow else 1))
         outcome = classify(case, run)
         table[case.entry][outcome] += 1
         record = dict(index=index, entry=case.entry, mutation=case.mutation, outcome=outcome,

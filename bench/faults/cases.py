@@ -57,7 +57,7 @@ class Case:
     command: str  # the equivalent command line (or Python statement)
     named: List[Named]  # a clear message names one of these (file and, when given, line or key)
     clean: Callable[[], bool]  # after exit 0: True when the output holds nothing of the bad input
-    timeout: float = 60.0
+    slow: bool = False  # a training run: twice the time limit
 
 
 @dataclasses.dataclass
@@ -150,9 +150,9 @@ def cli(module: str, main: Callable, argv: Sequence[str]) -> Tuple[Callable[[], 
     return call, f"python -m espnet2_ttt.bin.{module} {shlex.join(argv)}"
 
 
-def case(entry: str, mutation: str, call_command, named, clean, timeout: float = 60.0) -> Case:
+def case(entry: str, mutation: str, call_command, named, clean, slow: bool = False) -> Case:
     call, command = call_command
-    return Case(entry, mutation, call, command, list(named), clean, timeout)
+    return Case(entry, mutation, call, command, list(named), clean, slow)
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -259,7 +259,6 @@ def _wav_fault(ctx: Ctx, wav_scp: Path, kind: str) -> Tuple[str, Path, int]:
 
     Returns (utterance, the corrupted path, its wav.scp line)."""
     utt = ctx.utt()
-    line = UTTS.index(utt) + 1
     src = ctx.fx.audio / f"{utt}.wav"
     bad = ctx.work / "audio" / f"{utt}.wav"
     bad.parent.mkdir(parents=True, exist_ok=True)
@@ -282,7 +281,7 @@ def _wav_fault(ctx: Ctx, wav_scp: Path, kind: str) -> Tuple[str, Path, int]:
         bad.mkdir()
     elif kind != "missing":
         raise ValueError(kind)
-    mut.replace_value(wav_scp, ctx.rng, str(bad), keys=[utt])
+    line, _ = mut.replace_value(wav_scp, ctx.rng, str(bad), keys=[utt])
     return utt, bad, line
 
 
@@ -938,7 +937,7 @@ for _kind in ("ghost_utt", "not_integer", "duplicate", "empty", "missing", "non_
             named = table_fault(ctx, shape, kind)[0]
         call, clean = run_training(ctx, ctx.fx.token_list, ctx.fx.seq, shape, "--batch_type", "numel",
                                    "--batch_bins", "2000")  # batches from the lengths, as the recipe makes them
-        return case("ttt_train", f"shape.{kind}", call, named, clean, timeout=120)
+        return case("ttt_train", f"shape.{kind}", call, named, clean, slow=True)
 
 for _kind in ("cut", "crc", "nan", "inf", "shape", "not_tensor"):
     @family("ttt_train", f"init_param.{_kind}")
@@ -947,7 +946,7 @@ for _kind in ("cut", "crc", "nan", "inf", "shape", "not_tensor"):
         key = state_fault(ctx, path, kind)
         call, clean = run_training(ctx, ctx.fx.token_list, ctx.fx.seq, ctx.fx.seq_shape, "--init_param", str(path))
         return case("ttt_train", f"init_param.{kind}", call, [(str(path), loc(key=key) if key else None)], clean,
-                    timeout=120)
+                    slow=True)
 
 
 # ------------------------------------------------------------------------------ ttt_inference
