@@ -2,7 +2,7 @@
 
 The reduced run is 100 malformed-input cases (a prefix of the full run's 1000), one killed and
 resumed training, one kill of each job, and every hostile archive; targets: no unclear crash,
-no silent wrong output, no hang, training identical after the kill, no partial output or
+no silent_wrong outcome, no hang, training identical after the kill, no partial output or
 left-over file after a kill, every archive refused with nothing written outside its cache and
 no code run.
 """

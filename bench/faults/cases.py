@@ -3,7 +3,7 @@
 A family is one (entry point, mutation) pair, e.g. ``("speech_tokenize", "wav.cut_data")``;
 ``make(ctx)`` copies the valid fixtures it needs into the case's work directory, corrupts one
 of them with the case's seeded ``random.Random`` (which line, which byte, which tensor) and
-returns the :class:`Case`: the call, the equivalent command line, what a clear message must
+returns the :class:`Case`: the call, the matching command line, what a clear message must
 name, and the check that a run exiting 0 left no trace of the bad input in its output.
 
 Mutation names are ``<input>.<corruption>``; the input kinds are
@@ -54,7 +54,7 @@ class Case:
     entry: str
     mutation: str
     call: Callable[[], object]  # runs in the forked child
-    command: str  # the equivalent command line (or Python statement)
+    command: str  # the matching command line (or Python statement)
     named: List[Named]  # a clear message names one of these (file and, when given, line or key)
     clean: Callable[[], bool]  # after exit 0: True when the output holds nothing of the bad input
     slow: bool = False  # a training run: twice the time limit
