@@ -37,6 +37,10 @@ def _table(path: Path):
     return dict(line.split(maxsplit=1) if " " in line else (line, "") for line in path.read_text().splitlines())
 
 
+# the first test also pays for the module's whole tiny recipe run (bounded by _run's own 1800 s)
+pytestmark = pytest.mark.timeout(1800)
+
+
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     work = tmp_path_factory.mktemp("recipe")
