@@ -1,7 +1,7 @@
 """Bilingual (English + Mandarin) SentencePiece text tokenizer for TtT.
 
 Pieces are the text-side tokens of the token list (``TtTVocabulary.build(tokenizer.pieces(), K)``;
-read back by :func:`load_token_list`).
+read back by :meth:`TtTVocabulary.from_file`).
 With a pretrained LLM backbone the LLM's own tokenizer takes this role instead
 (:func:`load_text_tokenizer`, :mod:`espnet2_ttt.pretrained_vocab`).
 Invariants of a tokenizer accepted here:
@@ -24,13 +24,13 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import List, Sequence, Union
 
 import sentencepiece as spm
 
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import atomic_path, read_utf8_lines, read_utf8_text, reading, write_text_atomic
-from espnet2_ttt.vocabulary import PAD, UNK, TtTVocabulary, audio_code
+from espnet2_ttt.utils.table import atomic_path, read_utf8_text, reading, write_text_atomic
+from espnet2_ttt.vocabulary import PAD, UNK
 
 _SPECIAL_LIKE_RE = re.compile(r"^<\|.*\|>$")
 
@@ -134,33 +134,6 @@ class TextTokenizer:
             for i in range(sp.get_piece_size())
             if not (sp.is_unknown(i) or sp.is_control(i))
         ]
-
-
-def load_token_list(path: Union[str, Path]) -> TtTVocabulary:
-    """The TtT token list in file ``path`` (one token a line, its id = line number - 1).
-
-    Refused as InputErrors naming ``file:line``: text that is not UTF-8, a blank line or blanks
-    around a token (the ids after it would shift), a token listed twice, and audio codes that
-    are not ``<|audio_0|> .. <|audio_{K-1}|>`` on consecutive lines; what else
-    :class:`TtTVocabulary` refuses names the file.
-    """
-    tokens = read_utf8_lines(path)
-    first_line: Dict[str, int] = {}
-    codes = []  # (line, code)
-    for line, token in enumerate(tokens, 1):
-        if not token or token != token.strip():
-            raise InputError(f"{path}:{line}: a blank line, or blanks around the token {token.strip()!r}")
-        if token in first_line:
-            raise InputError(f"{path}:{line}: token {token!r} again (first on line {first_line[token]})")
-        first_line[token] = line
-        if audio_code(token) is not None:
-            codes.append((line, audio_code(token)))
-    for k, (line, code) in enumerate(codes):
-        if code != k or (k > 0 and line != codes[k - 1][0] + 1):
-            raise InputError(f"{path}:{line}: {tokens[line - 1]} where <|audio_{k}|> is expected (the codes "
-                             "<|audio_0|> .. <|audio_K-1|> are consecutive lines in order)")
-    with reading(path):
-        return TtTVocabulary(tokens)
 
 
 def load_text_tokenizer(path: Union[str, Path]):

@@ -29,7 +29,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 
-from espnet2_ttt.utils.table import write_text_atomic
+from espnet2_ttt.utils.cli import InputError
+from espnet2_ttt.utils.table import read_utf8_lines, reading, write_text_atomic
+
 PAD = "<pad>"
 UNK = "<unk>"
 IM_START = "<|im_start|>"
@@ -151,8 +153,30 @@ class TtTVocabulary:
 
     @classmethod
     def from_file(cls, path: Union[str, Path]) -> "TtTVocabulary":
-        with open(path, encoding="utf-8") as f:
-            return cls([line.rstrip("\n") for line in f if line.rstrip("\n")])
+        """The token list in file ``path`` (one token a line, its id = line number - 1).
+
+        Refused as InputErrors naming ``file:line``: text that is not UTF-8 (or has a byte-order
+        mark), a blank line or blanks around a token (the ids after it would shift), a token
+        listed twice, and audio codes that are not ``<|audio_0|> .. <|audio_{K-1}|>`` on
+        consecutive lines; what else the constructor refuses names the file.
+        """
+        tokens = read_utf8_lines(path)
+        first_line: Dict[str, int] = {}
+        codes = []  # (line, code)
+        for line, token in enumerate(tokens, 1):
+            if not token or token != token.strip():
+                raise InputError(f"{path}:{line}: a blank line, or blanks around the token {token.strip()!r}")
+            if token in first_line:
+                raise InputError(f"{path}:{line}: token {token!r} again (first on line {first_line[token]})")
+            first_line[token] = line
+            if audio_code(token) is not None:
+                codes.append((line, audio_code(token)))
+        for k, (line, code) in enumerate(codes):
+            if code != k or (k > 0 and line != codes[k - 1][0] + 1):
+                raise InputError(f"{path}:{line}: {tokens[line - 1]} where <|audio_{k}|> is expected (the codes "
+                                 "<|audio_0|> .. <|audio_K-1|> are consecutive lines in order)")
+        with reading(path):
+            return cls(tokens)
 
     @classmethod
     def from_token_list(cls, token_list: Union[str, Path, Sequence[str]]) -> "TtTVocabulary":

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from espnet2_ttt.utils.cli import InputError
 from espnet2_ttt.vocabulary import MASK, PAD, TtTVocabulary, audio_token
 
 from helpers import WORDS, tiny_vocab
@@ -45,3 +46,30 @@ def test_strict_token_conversion_names_the_utterance():
         v.tokens_to_ids(["hello"], "utt8")
     with pytest.raises(ValueError, match="out of range"):
         v.code_to_id(torch.tensor([16]))
+
+
+def _token_file(change):
+    """The bytes of tiny_vocab()'s token list file after ``change`` (lines -> lines)."""
+    return "".join(t + "\n" for t in change(list(tiny_vocab().token_list))).encode("utf-8")
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "{path}: token_list must start with <pad> (id 0)"),
+    (b"\xef\xbb\xbf" + _token_file(lambda t: t), "{path}:1: starts with a byte-order mark (save it as UTF-8 without BOM)"),
+    (_token_file(lambda t: t[:2] + ["x"] + t[2:]).replace(b"\nx\n", b"\n\xff\n"),
+     "{path}:3: not valid UTF-8 (byte 0xff at column 1)"),
+    (_token_file(lambda t: t[:3] + [""] + t[3:]), "{path}:4: a blank line, or blanks around the token ''"),
+    (_token_file(lambda t: t + [t[5]]), "{path}:{n}: token '{t5}' again (first on line 6)"),
+    (_token_file(lambda t: [x for x in t if x != MASK]),
+     "{path}: token_list lacks the TtT special tokens ['<|mask_token|>']"),
+    (_token_file(lambda t: [x for x in t if x != audio_token(2)]),
+     "{path}:{a3}: <|audio_3|> where <|audio_2|> is expected (the codes <|audio_0|> .. <|audio_K-1|> are "
+     "consecutive lines in order)"),
+])
+def test_token_list_files_are_refused_naming_file_and_line(tmp_path, data, message):
+    tokens = tiny_vocab().token_list
+    path = tmp_path / "tokens.txt"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as e:
+        TtTVocabulary.from_file(path)
+    assert str(e.value) == message.format(path=path, n=len(tokens) + 1, t5=tokens[5], a3=tokens.index(audio_token(3)))

@@ -57,9 +57,10 @@ from espnet2_ttt.sequence_builder import (
     write_sequence_file,
 )
 from espnet2_ttt.speech.io import parse_codes
-from espnet2_ttt.text_tokenizer import load_text_tokenizer, load_token_list
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
 from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.table import read_entries, reading
+from espnet2_ttt.vocabulary import TtTVocabulary
 
 TEXT_FILE_TASKS = ("asr", "tts", "interleaved")
 Job = Tuple[str, str, Callable[[], List[str]]]  # (sequence id, where its input is: file:line, build function)
@@ -207,7 +208,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     if args.text is None and args.dialogues is None:
         raise InputError("give --text and/or --dialogues")
 
-    vocab = load_token_list(args.token_list) if args.token_list else None
+    vocab = TtTVocabulary.from_file(args.token_list) if args.token_list else None
     codes = CodeTable(Path(args.codes), vocab.codebook_size if vocab else None) if args.codes else _no_codes
     try:
         layout = SequenceLayout(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SequenceLayout)})

@@ -23,9 +23,10 @@ from espnet2.utils.types import str2bool, str_or_none
 
 from espnet2_ttt.official_format import convert_file
 from espnet2_ttt.sequence_builder import drop_untrainable, write_sequence_file
-from espnet2_ttt.text_tokenizer import load_text_tokenizer, load_token_list
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
 from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.table import reading
+from espnet2_ttt.vocabulary import TtTVocabulary
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -51,7 +52,7 @@ def sequence_prefix(path: Path) -> str:
 def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = get_parser().parse_args(cmd)
-    vocab = load_token_list(args.token_list)
+    vocab = TtTVocabulary.from_file(args.token_list)
     tokenizer = load_text_tokenizer(args.bpemodel)
     prefixes = [sequence_prefix(Path(p)) for p in args.input]
     if len(set(prefixes)) != len(prefixes):
