@@ -28,7 +28,7 @@ from typing import Dict, Sequence, Union
 import torch
 
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import reading
+from espnet2_ttt.utils.table import iter_utf8_lines
 from espnet2_ttt.vocabulary import (
     BEGIN_OF_AUDIO,
     BEGIN_OF_LAST_SPAN,
@@ -141,22 +141,21 @@ def read_sequence_lengths(path: Union[str, Path]) -> Dict[str, int]:
 
     Raises InputError ``<path>:<line>: <what>`` for what ESPnet's readers would misread or
     fail on without naming it: an empty file, a blank line, a line without tokens, an
-    utterance id given twice, invalid UTF-8, and a last line without newline (a file cut short).
+    utterance id given twice, invalid UTF-8 or a byte-order mark, and a last line without newline (a file cut short).
     """
     lengths: Dict[str, int] = {}
     number, line = 0, ""
-    with reading(path), open(path, encoding="utf-8", newline="\n") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split(maxsplit=1)
-            if len(fields) < 2:
-                problem = f"utterance '{fields[0]}' has no tokens" if fields else "blank line"
-                raise InputError(f"{path}:{number}: {problem}")
-            key = fields[0]
-            if key in lengths:
-                with open(path, encoding="utf-8") as again:
-                    first = next(n for n, text in enumerate(again, 1) if text.split(maxsplit=1)[:1] == [key])
-                raise InputError(f"{path}:{number}: duplicate utterance id '{key}' (first on line {first})")
-            lengths[key] = len(fields[1].split())
+    for number, line in iter_utf8_lines(path):
+        fields = line.split(maxsplit=1)
+        if len(fields) < 2:
+            problem = f"utterance '{fields[0]}' has no tokens" if fields else "blank line"
+            raise InputError(f"{path}:{number}: {problem}")
+        key = fields[0]
+        if key in lengths:
+            with open(path, encoding="utf-8") as again:
+                first = next(n for n, text in enumerate(again, 1) if text.split(maxsplit=1)[:1] == [key])
+            raise InputError(f"{path}:{number}: duplicate utterance id '{key}' (first on line {first})")
+        lengths[key] = len(fields[1].split())
     if not lengths:
         raise InputError(f"{path}: no utterances (the sequence file is empty)")
     if not line.endswith("\n"):

@@ -117,7 +117,10 @@ def test_tied_weights_that_differ_are_refused_naming_both_keys(exp, tmp_path):
     (lambda s: s.update(extra=torch.zeros(2)), "extra: not in the model (1 unknown keys in all)"),
     (lambda s: s.update({"backbone.norm.weight": torch.ones(17)}),
      "backbone.norm.weight: shape [17] in the file, [16] in the model"),
-    (lambda s: s.update(step=3), "not a model state dict (a mapping of parameter names to tensors)"),
+    (lambda s: s.update(step=3), "step: int, not a tensor (a state dict maps parameter names to tensors)"),
+    (lambda s: s.update({"backbone.norm.weight": torch.ones(16, dtype=torch.long)}),
+     "backbone.norm.weight: dtype torch.int64 in the file, torch.float32 in the model (loading would convert "
+     "its values)"),
 ])
 def test_keys_and_shapes_that_do_not_fit_name_the_key(exp, tmp_path, change, message):
     bad = saved_state(exp, tmp_path / "bad.pth", change)
@@ -243,3 +246,39 @@ def test_every_torch_load_in_the_package_is_weights_only():
     unsafe_yaml = [(p, line) for p in root.rglob("*.py") for line in p.read_text(encoding="utf-8").splitlines()
                    if re.search(r"yaml\.(load|unsafe_load|full_load)\(", line)]
     assert unsafe_yaml == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("token_list"),
+     "token_list: missing (the model is built from token_list, backbone, backbone_conf, model, model_conf, init)"),
+    (lambda c: c["backbone_conf"].update(d_model=-2),
+     "cannot build a TtT model: backbone_conf d_model: -2 is not a positive integer"),
+    (lambda c: c["backbone_conf"].update(n_layer="big"),
+     "cannot build a TtT model: backbone_conf n_layer: 'big' is not a positive integer"),
+])
+def test_configs_that_cannot_build_the_model_name_the_option(exp, tmp_path, change, message):
+    config = yaml.safe_load((exp / "config.yaml").read_text(encoding="utf-8"))
+    change(config)
+    bad = tmp_path / "config.yaml"
+    bad.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        TtTInference(bad, exp / WEIGHTS)
+    assert str(e.value) == f"{bad}: {message}"
+
+
+def test_pack_refuses_tokenizers_that_do_not_load(exp, tmp_path):
+    from espnet2_ttt.bin.pack import pack_ttt
+
+    bpe = tmp_path / "bpe.model"
+    bpe.write_bytes(b"not a model")
+    out = tmp_path / "packed.zip"
+    with pytest.raises(InputError) as e:
+        pack_ttt(str(exp / "config.yaml"), str(exp / WEIGHTS), str(out), bpemodel=str(bpe))
+    assert str(e.value) == f"{bpe}: not a SentencePiece model (it does not parse)"
+    speech = tmp_path / "speech_tokenizer"
+    speech.mkdir()
+    with pytest.raises(InputError) as e:
+        pack_ttt(str(exp / "config.yaml"), str(exp / WEIGHTS), str(out), speech_tokenizer_dir=str(speech))
+    assert str(e.value) == (f"{speech / 'tokenizer.yaml'}: not found: {speech} is not a (complete) speech "
+                            "tokenizer directory")
+    assert not out.exists()

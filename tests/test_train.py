@@ -178,6 +178,7 @@ SPAN = "<|im_start|> <|system|> <|im_end|> <|im_start|> <|assistant|> ▁w1 <|be
         ("bad001\n", "{seq}:1: utterance 'bad001' has no tokens"),
         ("", "{seq}: no utterances (the sequence file is empty)"),
         ("a ▁w1\nb ▁w2\na ▁w3\n", "{seq}:3: duplicate utterance id 'a' (first on line 1)"),
+        ("\ufeffa ▁w1\n", "{seq}:1: starts with a byte-order mark (save it as UTF-8 without BOM)"),
         ("a ▁w1\nb ▁w2", "{seq}:2: the last line has no newline: the file is cut short"),
         (f"bad001 {SPAN} <|im_end|>\n", "{seq}: utterance 'bad001': token #8 '<|im_end|>': the audio span opened "
                                          "at token #6 '<|begin_of_quad|>' is not closed (a code or "
@@ -236,3 +237,58 @@ def test_training_without_fold_lengths_is_an_error_naming_the_option(data, tmp_p
     with pytest.raises(InputError) as error:
         ttt_train(args)
     assert str(error.value) == "--fold_length: give one per shape file (1 for train, e.g. --fold_length 2048), got 0"
+
+
+def _collect_stats_error(data, tmp_path, capsys, option, value):
+    """The error line of ``ttt_train --collect_stats`` with ``option`` set to ``value``."""
+    args = _common(data) + ["--collect_stats", "true", "--output_dir", str(tmp_path / "stats"), option, str(value)]
+    with pytest.raises(SystemExit) as exit_status:
+        run(ttt_train, "ttt_train", args)
+    assert exit_status.value.code == 1
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_bad_token_list_is_an_error_naming_its_line(data, tmp_path, capsys):
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text((data / "tokens.txt").read_text(encoding="utf-8").replace("\n", "\n\n", 1), encoding="utf-8")
+    assert _collect_stats_error(data, tmp_path, capsys, "--token_list", tokens) == (
+        f"ttt_train: error: {tokens}:2: a blank line, or blanks around the token ''")
+
+
+def test_sequence_and_shape_files_that_are_not_utf8_name_the_line(data, tmp_path, capsys):
+    seq = tmp_path / "seq"
+    seq.write_bytes(b"a \xe2\x96\x81w1\nb \xff\n")
+    args = _common(data) + ["--collect_stats", "true", "--output_dir", str(tmp_path / "stats")]
+    args[args.index("--train_data_path_and_name_and_type") + 1] = f"{seq},seq,text"
+    with pytest.raises(InputError) as error:
+        ttt_train(args)
+    assert str(error.value) == f"{seq}:2: not valid UTF-8 (byte 0xff at column 3)"
+    shape = tmp_path / "seq_shape"
+    shape.write_bytes((data / "stats" / "train" / "seq_shape").read_bytes().replace(b"utt003", b"utt\xa03", 1))
+    args = _train_args(data, tmp_path / "exp", 1)
+    args[args.index("--train_shape_file") + 1] = str(shape)
+    with pytest.raises(InputError) as error:
+        ttt_train(args)
+    assert str(error.value) == f"{shape}:4: not valid UTF-8 (byte 0xa0 at column 4)"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["backbone.norm.weight"].fill_(float("nan")), "backbone.norm.weight: 32 of 32 values are NaN or inf"),
+    (lambda s: s.update({"backbone.norm.weight": [1.0]}),
+     "backbone.norm.weight: list, not a tensor (a state dict maps parameter names to tensors)"),
+    (lambda s: s.update({"backbone.norm.weight": torch.ones(5)}),
+     "backbone.norm.weight: shape [5] in the file, [32] in the model"),
+])
+def test_init_param_files_are_checked_before_espnet_loads_them(data, trained, tmp_path, capsys, change, message):
+    state = torch.load(trained / "4epoch.pth", weights_only=True)
+    change(state)
+    bad = tmp_path / "init.pth"
+    torch.save(state, bad)
+    assert _collect_stats_error(data, tmp_path, capsys, "--init_param", bad) == f"ttt_train: error: {bad}: {message}"
+
+
+def test_a_cut_init_param_file_names_it(data, trained, tmp_path, capsys):
+    bad = tmp_path / "init.pth"
+    bad.write_bytes((trained / "4epoch.pth").read_bytes()[:1000])
+    assert _collect_stats_error(data, tmp_path, capsys, "--init_param", bad).startswith(
+        f"ttt_train: error: {bad}: cannot be read as PyTorch weights (truncated or corrupt?): ")

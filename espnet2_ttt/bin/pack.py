@@ -16,8 +16,9 @@ the archive holds the options the model was evaluated with), ``bpemodel`` (``ttt
 ``ttt/text_tokenizer/`` for a pretrained backbone's tokenizer directory), ``speech_tokenizer_dir``.
 A pretrained (``hf_causal_lm``) backbone needs no further file: config.yaml holds its ``hf_config``.
 
-Before anything is written, the model is loaded as ``ttt_inference`` loads it
-(``TtTTask.build_model_from_file``: a config or weights file it refuses is an error naming it).
+Before anything is written, the model, the text tokenizer and the speech tokenizer are loaded
+as ``ttt_inference`` loads them (``TtTTask.build_model_from_file``, ``load_text_tokenizer``,
+``load_speech_tokenizer``: a file they refuse is an error naming it).
 The files are staged, and the archive is written, in a temporary directory beside ``--outpath``
 (``.<stem>.tmp<pid><suffix>``); the archive is renamed into place, and the staging directory
 is removed whatever happens; one left by a killed run goes with the next run.  The upload
@@ -35,7 +36,9 @@ import yaml
 from espnet2.main_funcs.pack_funcs import pack
 
 from espnet2_ttt.bin.ttt_inference import decode_options
+from espnet2_ttt.speech import load_speech_tokenizer
 from espnet2_ttt.tasks.ttt import TtTTask
+from espnet2_ttt.text_tokenizer import load_text_tokenizer
 from espnet2_ttt.utils.archive import extract_archive
 from espnet2_ttt.utils.cli import InputError, run
 from espnet2_ttt.utils.table import remove_stale_temps, temp_sibling
@@ -108,6 +111,10 @@ def pack_ttt(
     missing = [p for p in files if not os.path.exists(p)]
     if missing:
         raise InputError(f"{missing[0]}: not found: cannot pack ({len(missing)} missing in all)")
+    if "bpemodel" in sources:  # loaded as ttt_inference loads them: what they refuse is not packed
+        load_text_tokenizer(sources["bpemodel"][0])
+    if "speech_tokenizer_dir" in sources:
+        load_speech_tokenizer(sources["speech_tokenizer_dir"][0])
     out = Path(outpath).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, {out.name})

@@ -229,6 +229,9 @@ class TtTTransformer(AbsBackbone):
         span_position_embeddings: int = 0,
     ):
         super().__init__()
+        for name, size in (("d_model", d_model), ("n_layer", n_layer), ("n_head", n_head), ("max_len", max_len)):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"backbone_conf {name}: {size!r} is not a positive integer")
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} is not divisible by n_head={n_head}")
         n_kv_head = n_kv_head or n_head

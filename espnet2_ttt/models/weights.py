@@ -7,7 +7,9 @@ with an :class:`~espnet2_ttt.utils.cli.InputError` ``<file>: <key>: <what>``:
 
 * a file that cannot be read (truncated, not a PyTorch file) or is not a state dict, or whose
   zip CRC checks fail (torch.load skips them: a flipped byte would load as a different tensor);
-* a missing key, an extra key, a shape that differs from the model's;
+* a tensor whose key is not a string or whose value is not a tensor, naming the key;
+* a missing key, an extra key, a shape that differs from the model's, a floating tensor where
+  the model's is integer or the other way round;
 * a non-finite (NaN / inf) value, naming the first such tensor in the model's key order;
 * tensors the model ties (one parameter under several names: the output layer and the input
   embedding with ``tie_embeddings`` / ``tie_word_embeddings``) that differ in the file: loading
@@ -45,8 +47,12 @@ def read_weights(path: PathLike, map_location: Union[str, torch.device] = "cpu")
     check_zip_crc(path)
     if isinstance(state, dict) and set(state) == {"module"}:
         state = state["module"]
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict):
         raise InputError(f"{path}: not a model state dict (a mapping of parameter names to tensors)")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise InputError(f"{path}: {key}: {type(value).__name__}, not a tensor (a state dict maps "
+                             "parameter names to tensors)")
     return state
 
 
@@ -89,16 +95,54 @@ def load_weights(model: nn.Module, path: PathLike, map_location: Union[str, torc
             raise InputError(f"{path}: {key}: shape {list(value.shape)} in the file, "
                              f"{list(expected[key].shape)} in the model")
     for key in expected:
-        value = state[key]
-        if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
-            raise InputError(f"{path}: {key}: {bad} of {value.numel()} values are NaN or inf")
+        check_values(path, key, state[key], expected[key])
     for names in tied_names(model):
         for name in names[1:]:
             if not torch.equal(state[name], state[names[0]]):
                 raise InputError(f"{path}: {name}: differs from {names[0]}, which the model ties it to "
                                  f"(one tensor under both names)")
     model.load_state_dict(state, strict=True)
+
+
+def check_values(path: PathLike, key: str, value: torch.Tensor, target: torch.Tensor) -> None:
+    """Refuse tensor ``key`` of file ``path`` for model tensor ``target``: a floating tensor for an
+    integer one or the other way round (loading would convert its values), a NaN or inf value."""
+    if value.is_floating_point() != target.is_floating_point():
+        raise InputError(f"{path}: {key}: dtype {value.dtype} in the file, {target.dtype} in the model "
+                         "(loading would convert its values)")
+    if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise InputError(f"{path}: {key}: {bad} of {value.numel()} values are NaN or inf")
+
+
+def check_init_param(init_param: str, model: nn.Module, ignore_mismatch: bool = False) -> None:
+    """Refuse an ESPnet ``--init_param`` ``<file>[:<src_key>[:<dst_key>[:<excludes>]]]`` for
+    ``model`` before ESPnet's loader (which unpickles, and reports PyTorch's errors without the
+    file) reads it: the file as :func:`read_weights` reads it, then each tensor it would load into
+    ``dst_key`` of the model (after ``excludes`` and ``src_key`` select them): a key the model
+    lacks or a shape that differs (ESPnet skips those with ``ignore_mismatch``), and
+    :func:`check_values`.  Keys the file lacks keep the model's initial values, as in ESPnet."""
+    path, src_key, dst_key, excludes = (init_param.split(":", 3) + [""] * 3)[:4]
+    state = read_weights(path)
+    for prefix in filter(None, excludes.split(",")):
+        state = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    if src_key:
+        state = {k[len(src_key) + 1:]: v for k, v in state.items() if k.startswith(src_key)}
+    try:
+        target = model.get_submodule(dst_key) if dst_key else model
+    except AttributeError:
+        raise InputError(f"--init_param {init_param}: the model has no module {dst_key!r}") from None
+    expected = target.state_dict()
+    for key, value in state.items():
+        name = f"{src_key}.{key}" if src_key else key
+        if key not in expected or value.shape != expected[key].shape:
+            if ignore_mismatch:
+                continue
+            if key not in expected:
+                raise InputError(f"{path}: {name}: not in the model" + (f" under {dst_key}" if dst_key else ""))
+            raise InputError(f"{path}: {name}: shape {list(value.shape)} in the file, "
+                             f"{list(expected[key].shape)} in the model")
+        check_values(path, name, value, expected[key])
 
 
 def _count(have: Dict[str, object], other: Dict[str, object]) -> int:

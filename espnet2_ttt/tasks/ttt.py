@@ -15,16 +15,17 @@ from espnet2.utils.types import str2bool, str_or_none
 from espnet2_ttt.espnet_model import TtTModel
 from espnet2_ttt.models.hf_backbone import HFCausalLM
 from espnet2_ttt.models.transformer import AbsBackbone, TtTTransformer
-from espnet2_ttt.models.weights import load_weights
+from espnet2_ttt.models.weights import check_init_param, load_weights
 from espnet2_ttt.preprocessor import TtTPreprocessor
 from espnet2_ttt.sequence import read_sequence_lengths
 from espnet2_ttt.sequence_builder import sequence_layout_arg
 from espnet2_ttt.trainer import TtTTrainer
 from espnet2_ttt.utils.cli import InputError
-from espnet2_ttt.utils.table import read_utf8_text, reading
+from espnet2_ttt.utils.table import iter_utf8_lines, read_utf8_text, reading
 from espnet2_ttt.vocabulary import TtTVocabulary
 
 CHAT_TEMPLATES = ("ttt", "official")
+BUILD_OPTIONS = ("token_list", "backbone", "backbone_conf", "model", "model_conf", "init")  # what _build_model reads
 backbone_choices = ClassChoices(
     "backbone",
     classes=dict(transformer=TtTTransformer, hf_causal_lm=HFCausalLM),
@@ -54,21 +55,20 @@ def check_shape_file(shape_file: str, seq_file: str, lengths: Dict[str, int]) ->
     """Refuse a shape file that does not give exactly the utterances of ``seq_file`` with their
     ``lengths`` (token counts): InputError naming the shape file and the line or utterance."""
     listed = set()
-    with reading(shape_file), open(shape_file, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            fields = line.split()
-            dims = fields[1].split(",") if len(fields) == 2 else []
-            if not dims or not all(d.isdigit() for d in dims):
-                raise InputError(f"{shape_file}:{number}: expected '<utt_id> <length>'")
-            key = fields[0]
-            if key not in lengths:
-                raise InputError(f"{shape_file}:{number}: utterance '{key}' is not in {seq_file}")
-            if key in listed:
-                raise InputError(f"{shape_file}:{number}: utterance '{key}' is given twice")
-            if int(dims[0]) != lengths[key]:
-                raise InputError(f"{shape_file}:{number}: utterance '{key}' has length {dims[0]}, but "
-                                 f"{lengths[key]} tokens in {seq_file} (a shape file of other data?)")
-            listed.add(key)
+    for number, line in iter_utf8_lines(shape_file):
+        fields = line.split()
+        dims = fields[1].split(",") if len(fields) == 2 else []
+        if not dims or not all(d.isdigit() for d in dims):
+            raise InputError(f"{shape_file}:{number}: expected '<utt_id> <length>'")
+        key = fields[0]
+        if key not in lengths:
+            raise InputError(f"{shape_file}:{number}: utterance '{key}' is not in {seq_file}")
+        if key in listed:
+            raise InputError(f"{shape_file}:{number}: utterance '{key}' is given twice")
+        if int(dims[0]) != lengths[key]:
+            raise InputError(f"{shape_file}:{number}: utterance '{key}' has length {dims[0]}, but "
+                             f"{lengths[key]} tokens in {seq_file} (a shape file of other data?)")
+        listed.add(key)
     missing = [key for key in lengths if key not in listed]
     if missing:
         raise InputError(f"{shape_file}: utterance '{missing[0]}' of {seq_file} is missing "
@@ -167,7 +167,10 @@ class TtTTask(AbsTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> TtTModel:
         # the shape pass (--collect_stats) never runs the model: no need to read pretrained weights
-        return cls._build_model(args, load_pretrained=not getattr(args, "collect_stats", False))
+        model = cls._build_model(args, load_pretrained=not getattr(args, "collect_stats", False))
+        for init_param in getattr(args, "init_param", None) or []:  # ESPnet loads them next, unchecked
+            check_init_param(init_param, model, args.ignore_init_mismatch)
+        return model
 
     @classmethod
     def _build_model(cls, args: argparse.Namespace, load_pretrained: bool) -> TtTModel:
@@ -209,6 +212,10 @@ class TtTTask(AbsTask):
             config = yaml.safe_load(read_utf8_text(config_file))
         if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
             raise InputError(f"{config_file}: not a training config (a YAML mapping of option names)")
+        missing = [name for name in BUILD_OPTIONS if name not in config]
+        if missing:
+            raise InputError(f"{config_file}: {missing[0]}: missing (the model is built from "
+                             f"{', '.join(BUILD_OPTIONS)})")
         args = argparse.Namespace(**config)
         with reading(config_file, (ValueError, TypeError, KeyError), "cannot build a TtT model"):
             model = cls._build_model(args, load_pretrained=model_file is None).to(device)

@@ -60,22 +60,34 @@ def read_lines(path: str) -> List[str]:
         return [line[:-1] if line.endswith("\n") else line for line in stream]
 
 
-def decode_utf8(data: bytes, path: Union[str, Path]) -> str:
-    """``data`` (the bytes of ``path``) as text; invalid UTF-8, a NUL byte or a byte-order
-    mark is a TableError naming ``path:line``."""
+def decode_utf8(data: bytes, path: Union[str, Path], first_line: int = 1) -> str:
+    """``data`` (the bytes of ``path`` from line ``first_line`` on) as text; invalid UTF-8, a
+    NUL byte or a byte-order mark is a TableError naming ``path:line``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line, column = _position(data, e.start)
-        raise TableError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at "
+        raise TableError(f"{path}:{first_line + line - 1}: not valid UTF-8 (byte 0x{data[e.start]:02x} at "
                          f"column {column})") from None
-    if text.startswith("\ufeff"):
+    if first_line == 1 and text.startswith("\ufeff"):
         raise TableError(f"{path}:1: starts with a byte-order mark (save it as UTF-8 without BOM)")
     nul = data.find(b"\0")
     if nul >= 0:
         line, column = _position(data, nul)
-        raise TableError(f"{path}:{line}: NUL byte at column {column} (UTF-16 or a binary file?)")
+        raise TableError(f"{path}:{first_line + line - 1}: NUL byte at column {column} (UTF-16 or a binary file?)")
     return text
+
+
+def iter_utf8_lines(path: Union[str, Path]) -> Iterator[Tuple[int, str]]:
+    """``(line number, line with its newline)`` of file ``path``, read a line at a time (for
+    files too large to hold), each line refused as :func:`decode_utf8` says."""
+    try:
+        stream = open(path, "rb")
+    except OSError as e:
+        raise TableError(f"{path}: cannot read: {e.strerror}") from None
+    with stream:
+        for number, data in enumerate(stream, start=1):
+            yield number, decode_utf8(data, path, number)
 
 
 def _position(data: bytes, offset: int) -> Tuple[int, int]:
