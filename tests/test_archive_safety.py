@@ -307,8 +307,12 @@ def test_the_cache_is_reused_and_stale_staging_directories_are_removed(packed, t
 def test_the_packed_config_names_the_unpacked_files(exp, tmp_path):
     import yaml
 
-    spm = tmp_path / "bpe.model"
-    spm.write_bytes(b"not read by this test")
+    from espnet2_ttt.text_tokenizer import TextTokenizer
+
+    (tmp_path / "text").write_text("the quick brown fox jumps over the lazy dog\n", encoding="utf-8")
+    TextTokenizer.train(tmp_path / "text", tmp_path / "bpe", 20, model_type="char", character_coverage=1.0,
+                        byte_fallback=False, num_threads=1)
+    spm = tmp_path / "bpe.model"  # pack loads it as ttt_inference would
     pack_ttt(str(exp / "config.yaml"), str(exp / WEIGHTS), str(tmp_path / "p.zip"), bpemodel=str(spm))
     files = unpack_model(str(tmp_path / "p.zip"), tmp_path / "cache")
     config = yaml.safe_load(Path(files["ttt_train_config"]).read_text())
