@@ -37,7 +37,7 @@ def _run(status="exception", code=1, user_error=None, message="", output="") -> 
 @pytest.mark.parametrize("run, clean, outcome", [
     (_run(user_error=f"{FILE}:3: not valid UTF-8"), True, "clear_error"),
     (_run(user_error=f"{FILE}: utterance 'u3': empty transcript"), True, "clear_error"),
-    (_run(user_error=f"/data/train: text: u3 is not valid UTF-8"), True, "clear_error"),  # directory and name
+    (_run(user_error="/data/train: text: u3 is not valid UTF-8"), True, "clear_error"),  # directory and name
     (_run(user_error=f"{FILE}: not valid UTF-8"), True, "unclear_crash"),  # no line, no key
     (_run(user_error="line 3: not valid UTF-8"), True, "unclear_crash"),  # no file
     (_run(user_error=f"{FILE}:30: not valid UTF-8"), True, "unclear_crash"),  # another line
