@@ -460,12 +460,8 @@ STATE_FAULTS = ("cut", "random", "empty", "crc", "magic", "nan", "inf", "shape",
 def state_fault(ctx: Ctx, path: Path, kind: str, keys: Sequence[str] = ()) -> Optional[str]:
     """Corrupt the torch-saved dict of tensors ``path`` by ``kind``; returns the tensor key
     involved (None for a file-level fault).  ``keys``: the keys to pick from (default: all)."""
-    if kind == "cut":
-        mut.truncate(path, ctx.rng)
-    elif kind == "random":
-        mut.random_bytes(path, ctx.rng)
-    elif kind == "empty":
-        path.write_bytes(b"")
+    if kind in mut.WHOLE_FILE_FAULTS:
+        mut.whole_file_fault(path, ctx.rng, kind)
     elif kind == "crc":
         mut.flip_zip_member(path, ctx.rng, suffix="/data/0")
     elif kind == "magic":
@@ -642,12 +638,8 @@ BPEMODEL_FAULTS = ("cut", "random", "empty", "missing")
 
 def bpemodel_fault(ctx: Ctx, kind: str) -> Tuple[Path, List[Named]]:
     path = ctx.copy("bpemodel")
-    if kind == "cut":
-        mut.truncate(path, ctx.rng)
-    elif kind == "random":
-        mut.random_bytes(path, ctx.rng)
-    elif kind == "empty":
-        path.write_bytes(b"")
+    if kind in mut.WHOLE_FILE_FAULTS:
+        mut.whole_file_fault(path, ctx.rng, kind)
     elif kind == "missing":
         path.unlink()
     else:
@@ -1100,12 +1092,8 @@ def zip_fault(ctx: Ctx, kind: str) -> Tuple[Path, List[Named]]:
     path = ctx.work / "model.zip"
     shutil.copyfile(ctx.fx.packed, path)
     member = None
-    if kind == "cut":
-        mut.truncate(path, ctx.rng)
-    elif kind == "random":
-        mut.random_bytes(path, ctx.rng)
-    elif kind == "empty":
-        path.write_bytes(b"")
+    if kind in mut.WHOLE_FILE_FAULTS:
+        mut.whole_file_fault(path, ctx.rng, kind)
     elif kind == "crc":
         member = mut.flip_zip_member(path, ctx.rng, suffix=ctx.rng.choice(["model.pth", "codebook.pt", "bpe.model"]))
     else:

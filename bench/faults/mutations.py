@@ -125,6 +125,21 @@ def random_bytes(path: Path, rng: random.Random, size: int = 0) -> None:
     path.write_bytes(bytes(rng.randrange(256) for _ in range(size)))
 
 
+WHOLE_FILE_FAULTS = ("cut", "random", "empty")
+
+
+def whole_file_fault(path: Path, rng: random.Random, kind: str) -> None:
+    """A fault any file can take (``WHOLE_FILE_FAULTS``): cut at a random byte, random bytes, empty."""
+    if kind == "cut":
+        truncate(path, rng)
+    elif kind == "random":
+        random_bytes(path, rng)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        raise ValueError(kind)
+
+
 def flip_zip_member(path: Path, rng: random.Random, suffix: str = "") -> str:
     """Flip one byte inside the stored data of a random member (whose name ends with ``suffix``):
     the zip structure stays readable, the member no longer matches its CRC-32.  Returns its name."""
